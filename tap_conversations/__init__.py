@@ -1,0 +1,1 @@
+"""tap-conversations: a Singer tap for a conversational-intelligence REST API."""

@@ -1,0 +1,273 @@
+"""The API client: one HTTP economy (pacing, retries, Retry-After, quota) for all streams.
+
+Why not the SDK's `RESTStream` request loop: its request decorator lives per stream,
+ignores `Retry-After`, gives up after five tries, and cannot share one pacer and one
+quota gate with the threads that fetch conversation details in parallel. This client
+keeps the SDK's retry library (`backoff`) and does exactly one thing: turn a GET into
+parsed JSON or a precise error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import backoff
+import msgspec
+import requests
+from requests.adapters import HTTPAdapter
+
+from tap_conversations.errors import (
+    ApiResponseError,
+    AuthenticationError,
+    MissingScopeError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitedError,
+    RecordingsDisabledError,
+    TransientApiError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tap_conversations.rate_limit import RequestPacer
+
+LOGGER = logging.getLogger("tap_conversations")
+
+#: Transient failures: tries in all, first wait and cap (seconds). 0.5, 1, 2, 4, 8 with
+#: full jitter keeps a blip to seconds, never minutes.
+TRANSIENT_MAX_TRIES = 6
+TRANSIENT_BASE_SECONDS = 0.5
+TRANSIENT_MAX_WAIT_SECONDS = 8.0
+#: 429 rate_limited answers are retried after the server's Retry-After, this many times.
+RATE_LIMITED_MAX_TRIES = 10
+#: Used when a 429 carries no usable Retry-After.
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_JSON_DECODER = msgspec.json.Decoder()
+
+
+def endpoint_of(path: str) -> str:
+    """The path's template, e.g. `/conversations/{id}/transcript`, for logs and counters."""
+    return _UUID.sub("{id}", path)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import datetime, timezone  # noqa: PLC0415  # rare path
+
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+
+@dataclass
+class ClientStats:
+    """Counts kept by the client (thread-safe through its lock), for progress and tests."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    transient_failures: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+
+
+class ApiClient:
+    """GETs against the API base URL, paced, retried, decoded.
+
+    Args:
+        base_url: The API base URL including the version path.
+        token: The API token (sent only in the Authorization header).
+        pacer: The shared request pacer.
+        timeout_seconds: Read timeout per request.
+        max_connections: Size of the keep-alive pool (one per parallel request).
+        user_agent: The User-Agent header.
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        base_url: str,
+        token: str,
+        pacer: RequestPacer,
+        timeout_seconds: float,
+        max_connections: int,
+        user_agent: str,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.pacer = pacer
+        self.stats = ClientStats()
+        self._timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds)
+        self._lock = threading.Lock()
+        self._quota_error: QuotaExceededError | None = None
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": user_agent,
+            }
+        )
+        self._session = session
+        self._get_with_retries = backoff.on_exception(
+            backoff.expo,
+            TransientApiError,
+            max_tries=TRANSIENT_MAX_TRIES,
+            factor=TRANSIENT_BASE_SECONDS,
+            max_value=TRANSIENT_MAX_WAIT_SECONDS,
+            jitter=backoff.full_jitter,
+            on_backoff=self._on_retry,
+            logger=None,
+        )(
+            backoff.on_exception(
+                backoff.runtime,
+                RateLimitedError,
+                value=self._pause_for_retry_after,
+                max_tries=RATE_LIMITED_MAX_TRIES,
+                jitter=None,
+                on_backoff=self._on_retry,
+                logger=None,
+            )(self._get_once)
+        )
+
+    @property
+    def quota_exhausted(self) -> bool:
+        """Whether the daily conversation quota was hit during this run."""
+        return self._quota_error is not None
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._session.close()
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET `path` (relative to the base URL) and return the JSON object it answers.
+
+        Raises:
+            ApiResponseError: The answer stayed unusable after every retry.
+        """
+        try:
+            result: dict[str, Any] = self._get_with_retries(path, params)
+        except TransientApiError as exc:
+            msg = f"{exc} — still failing after {TRANSIENT_MAX_TRIES} attempts; try again later."
+            raise ApiResponseError(msg) from None
+        except RateLimitedError as exc:
+            msg = (
+                f"{exc}, {RATE_LIMITED_MAX_TRIES} times in a row; lower "
+                "max_requests_per_minute to the token's real limit."
+            )
+            raise ApiResponseError(msg) from None
+        return result
+
+    def _get_once(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+        endpoint = endpoint_of(path)
+        if self._quota_error is not None and endpoint.startswith("/conversations/"):
+            # Every further per-conversation request would only be answered 429 too.
+            raise self._quota_error
+        self.pacer.acquire()
+        with self._lock:
+            self.stats.requests += 1
+        try:
+            response = self._session.get(
+                self.base_url + path, params=params, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.exceptions.RequestException as exc:
+            # The exception text can hold the URL; it never holds the Authorization header.
+            self._count_transient()
+            msg = f"GET {endpoint} failed: {type(exc).__name__}"
+            raise TransientApiError(msg) from None
+        with self._lock:
+            self.stats.statuses[response.status_code] += 1
+        if response.status_code < 300:  # noqa: PLR2004
+            return self._decode(response, endpoint)
+        raise self._error_for(response, endpoint)
+
+    def _decode(self, response: requests.Response, endpoint: str) -> dict[str, Any]:
+        try:
+            payload = _JSON_DECODER.decode(response.content)
+        except (msgspec.DecodeError, requests.exceptions.RequestException):
+            self._count_transient()
+            kind = response.headers.get("Content-Type", "unknown content type")
+            msg = (
+                f"GET {endpoint} answered HTTP {response.status_code} with a body that is not "
+                f"valid JSON ({kind}, {len(response.content)} bytes)"
+            )
+            raise TransientApiError(msg) from None
+        if not isinstance(payload, dict):
+            self._count_transient()
+            msg = f"GET {endpoint} answered a JSON {type(payload).__name__}, not an object"
+            raise TransientApiError(msg)
+        return payload
+
+    def _error_for(  # noqa: PLR0911  # one return per kind of answer reads best
+        self, response: requests.Response, endpoint: str
+    ) -> Exception:
+        status = response.status_code
+        try:
+            body = _JSON_DECODER.decode(response.content)
+        except msgspec.DecodeError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        code = body.get("error")
+        if status == 401:  # noqa: PLR2004
+            return AuthenticationError(endpoint)
+        if status == 403:  # noqa: PLR2004
+            if code == "recordings_disabled":
+                return RecordingsDisabledError(endpoint)
+            scope = body.get("required_scope")
+            return MissingScopeError(endpoint, scope if isinstance(scope, str) else None)
+        if status == 404:  # noqa: PLR2004
+            return NotFoundError(endpoint)
+        if status == 429:  # noqa: PLR2004
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if code == "quota_exceeded":
+                error = QuotaExceededError(retry_after)
+                with self._lock:
+                    self._quota_error = self._quota_error or error
+                return error
+            with self._lock:
+                self.stats.rate_limited += 1
+            return RateLimitedError(endpoint, retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+        if status >= 500 or status == 408:  # noqa: PLR2004
+            self._count_transient()
+            return TransientApiError(f"GET {endpoint} answered HTTP {status}")
+        quoted = body.get("message") or response.text[:200]
+        return ApiResponseError(f"GET {endpoint} answered HTTP {status}: {quoted!r}")
+
+    def _count_transient(self) -> None:
+        with self._lock:
+            self.stats.transient_failures += 1
+
+    def _pause_for_retry_after(self, error: RateLimitedError) -> float:
+        # The pause is shared: every thread holds off, not just the one that was told.
+        self.pacer.pause(error.retry_after)
+        return 0.0
+
+    def _on_retry(self, details: Any) -> None:  # noqa: ANN401  # backoff's Details
+        with self._lock:
+            self.stats.retries += 1
+        LOGGER.info(
+            "Retrying (attempt %d) in %.1f s: %s",
+            details["tries"] + 1,
+            details.get("wait", 0.0),
+            details.get("exception"),
+        )

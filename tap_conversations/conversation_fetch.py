@@ -1,0 +1,175 @@
+"""Fetching conversations: one detail request carries four streams' data.
+
+`GET /conversations/{id}?include_transcript=true&include_insights=true` returns the
+conversation, participants, summary text, transcript and insights at once. Only the
+recording and the summary's timestamps need requests of their own, and only when
+their streams are selected. Conversations of one chunk are fetched in parallel
+(bounded pool, shared pacer) and handed back in the order asked for.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tap_conversations.errors import (
+    MissingScopeError,
+    NotFoundError,
+    QuotaExceededError,
+)
+from tap_conversations.scopes import PER_CONVERSATION_PROBES
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from tap_conversations.client import ApiClient
+    from tap_conversations.scopes import ScopeTracker
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """Which parts of a conversation the selected streams need."""
+
+    transcript: bool
+    insights: bool
+    recording: bool
+    summary: bool
+
+
+@dataclass
+class ConversationBundle:
+    """Everything fetched for one conversation."""
+
+    conversation_id: str
+    date: dt.datetime
+    detail: dict[str, Any] | None
+    recording: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Processing finished: the AI summary exists (it is written last)."""
+        return self.detail is not None and self.detail.get("summary") is not None
+
+
+@dataclass
+class ChunkResult:
+    """The bundles of one chunk, in order, and whether the daily quota stopped it."""
+
+    bundles: list[ConversationBundle]
+    quota_error: QuotaExceededError | None = None
+    #: How many of the asked conversations, from the start, were fetched completely.
+    done_prefix: int = 0
+
+
+class ConversationFetcher:
+    """Fetches the parts a `FetchPlan` asks for, overlapping conversations.
+
+    Args:
+        api: The API client.
+        scopes: The run's scope tracker.
+        plan: The parts to fetch.
+        max_parallel: Conversations in flight at once.
+    """
+
+    def __init__(
+        self, api: ApiClient, scopes: ScopeTracker, plan: FetchPlan, max_parallel: int
+    ) -> None:
+        self._api = api
+        self._scopes = scopes
+        self._plan = plan
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="fetch")
+        self._scopes_settled = False
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def fetch(self, listed: list[tuple[dt.datetime, str]]) -> ChunkResult:
+        """Fetch the conversations `(date, id)` of one chunk; order kept."""
+        futures: list[Future[ConversationBundle]] = []
+        start = 0
+        if not self._scopes_settled and listed:
+            # The first conversation alone, so that a missing scope costs one 403, not
+            # one per conversation in flight.
+            first: Future[ConversationBundle] = Future()
+            try:
+                first.set_result(self._fetch_first(*listed[0]))
+            except Exception as exc:  # noqa: BLE001  # re-raised in order below
+                first.set_exception(exc)
+            futures.append(first)
+            start = 1
+        futures.extend(
+            self._pool.submit(self._fetch_one, date, cid) for date, cid in listed[start:]
+        )
+        result = ChunkResult(bundles=[])
+        failure: BaseException | None = None
+        for future in futures:
+            error = future.exception()
+            if error is None:
+                result.bundles.append(future.result())
+                if result.quota_error is None and failure is None:
+                    result.done_prefix += 1
+            elif isinstance(error, QuotaExceededError):
+                result.quota_error = result.quota_error or error
+            else:
+                failure = failure or error
+        if failure is not None:
+            raise failure
+        return result
+
+    def _fetch_first(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
+        bundle = self._fetch_one(date, conversation_id)
+        detail = bundle.detail or {}
+        for scope, wanted, key in (
+            ("transcripts", self._plan.transcript, "transcript"),
+            ("insights", self._plan.insights, "insights"),
+        ):
+            if not wanted or self._scopes.is_known(scope):
+                continue
+            if key in detail:
+                self._scopes.granted(scope)
+            else:
+                self._probe(scope, conversation_id)
+        self._scopes_settled = True
+        return bundle
+
+    def _probe(self, scope: str, conversation_id: str) -> None:
+        try:
+            self._api.get(f"/conversations/{conversation_id}{PER_CONVERSATION_PROBES[scope]}")
+        except MissingScopeError as error:
+            self._scopes.missing(scope, error)
+        except NotFoundError:
+            self._scopes.granted(scope)
+        else:
+            self._scopes.granted(scope)
+
+    def _fetch_one(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
+        base = f"/conversations/{conversation_id}"
+        params = {}
+        if self._plan.transcript and not self._scopes.is_missing("transcripts"):
+            params["include_transcript"] = "true"
+        if self._plan.insights and not self._scopes.is_missing("insights"):
+            params["include_insights"] = "true"
+        try:
+            detail = self._api.get(base, params)
+        except NotFoundError:
+            return ConversationBundle(conversation_id, date, None)  # deleted since listed
+        bundle = ConversationBundle(conversation_id, date, detail)
+        if self._plan.recording and not self._scopes.is_missing("recordings"):
+            bundle.recording = self._optional(base + "/recording", "recordings")
+        if self._plan.summary and detail.get("summary") is not None:
+            bundle.summary = self._optional(base + "/summary", "conversations")
+        return bundle
+
+    def _optional(self, path: str, scope: str) -> dict[str, Any] | None:
+        try:
+            payload = self._api.get(path)
+        except NotFoundError:
+            return None
+        except MissingScopeError as error:
+            self._scopes.missing(scope, error)
+            return None
+        self._scopes.granted(scope)
+        return payload

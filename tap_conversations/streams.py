@@ -1,0 +1,453 @@
+"""Stream definitions.
+
+Each stream declares its name, key, schema, the token scope it needs and what it
+costs in requests; the README's streams table is generated from these declarations.
+The children of `conversations` make no requests of their own for what the detail
+response already holds: `conversations` fetches a chunk of conversations and each
+child reads its part of the same responses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import Stream
+
+from tap_conversations import schemas
+from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp, parse_timestamp
+from tap_conversations.conversation_fetch import (
+    ConversationBundle,
+    ConversationFetcher,
+    FetchPlan,
+)
+from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
+from tap_conversations.progress import ProgressReporter
+from tap_conversations.record_shape import check_record_shape
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable, Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_conversations.tap import TapConversations
+
+LOGGER = logging.getLogger("tap_conversations")
+
+#: The API's page size (its maximum).
+PAGE_SIZE = 25
+#: Detail keys that belong to child streams, not to the conversation record.
+CHILD_PARTS = frozenset({"transcript", "insights", "_meta"})
+
+
+class ConversationsApiStream(Stream):
+    """Base of every stream: scope and cost declarations, shared record hygiene."""
+
+    #: The token scope this stream needs (None: any valid token).
+    scope: ClassVar[str | None] = None
+    #: What the stream costs, in the README's words.
+    cost: ClassVar[str] = ""
+
+    def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
+        super().__init__(tap, **kwargs)
+        self.conversations_tap = tap
+        self._schema_written = False
+
+    def _write_schema_message(self) -> None:
+        # The SDK writes a child's SCHEMA again each time the child is synced for a
+        # parent (meltano/sdk#1061); one per stream and run is all a target needs.
+        if self._schema_written:
+            return
+        self._schema_written = True
+        super()._write_schema_message()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+        """Drop the API envelope, make absent fields null, refuse changed types."""
+        row.pop("_meta", None)
+        for name in self.schema["properties"]:
+            row.setdefault(name, None)
+        check_record_shape(self.name, row, self.schema, self.primary_keys)
+        return row
+
+
+class ListEndpointStream(ConversationsApiStream):
+    """A stream read with one GET of a list (or single-object) endpoint."""
+
+    path: ClassVar[str]
+    #: Key of the records array in the response; None when the response is the record.
+    records_key: ClassVar[str | None] = None
+    cost = "1 request per sync"
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """Yield the endpoint's records."""
+        tap = self.conversations_tap
+        if tap.scopes.is_missing(self.scope):
+            return
+        try:
+            payload = tap.api.get(self.path)
+        except MissingScopeError as error:
+            tap.scopes.missing(self.scope or "", error)
+            return
+        if self.records_key is None:
+            yield payload
+            return
+        records = payload.get(self.records_key)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            msg = f"GET {self.path} answered without a '{self.records_key}' list of objects."
+            raise ApiResponseError(msg)
+        yield from records
+
+
+class AccountStream(ListEndpointStream):
+    """The account the token belongs to."""
+
+    name = "account"
+    path = "/me"
+    primary_keys = ("id",)
+    schema = schemas.ACCOUNT
+
+
+class UsersStream(ListEndpointStream):
+    """Active users."""
+
+    name = "users"
+    path = "/users"
+    records_key = "users"
+    primary_keys = ("id",)
+    scope = "users"
+    schema = schemas.USER
+
+
+class TeamsStream(ListEndpointStream):
+    """Teams with their members nested."""
+
+    name = "teams"
+    path = "/teams"
+    records_key = "teams"
+    primary_keys = ("id",)
+    scope = "teams"
+    schema = schemas.TEAM
+
+
+class DepartmentsStream(ListEndpointStream):
+    """Enabled departments."""
+
+    name = "departments"
+    path = "/departments"
+    records_key = "departments"
+    primary_keys = ("id",)
+    scope = "departments"
+    schema = schemas.DEPARTMENT
+
+
+class WebhookDeliveriesStream(ListEndpointStream):
+    """Webhook deliveries of the last 7 days (the API keeps no more)."""
+
+    name = "webhook_deliveries"
+    path = "/webhooks/deliveries"
+    records_key = "deliveries"
+    primary_keys = ("id",)
+    replication_key = "created_at"
+    is_sorted = True  # get_records sorts the (small) answer, so the bookmark is resumable
+    schema = schemas.WEBHOOK_DELIVERY
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Yield deliveries created at or after the bookmark, oldest first."""
+        start = self.get_starting_timestamp(context)
+        dated = []
+        for record in super().get_records(context):
+            created = record.get("created_at")
+            if not isinstance(created, str):
+                msg = f"webhook delivery {record.get('id')!r} has no created_at."
+                raise RecordShapeError(msg)
+            moment = parse_timestamp(created)
+            if start is None or moment >= start:
+                dated.append((moment, record))
+        dated.sort(key=lambda pair: pair[0])
+        for _, record in dated:
+            yield record
+
+
+class ConversationsStream(ConversationsApiStream):
+    """Conversations, incremental on `date`; the parent of every per-conversation stream."""
+
+    name = "conversations"
+    primary_keys = ("id",)
+    replication_key = "date"
+    scope = "conversations"
+    schema = schemas.CONVERSATION
+    cost = "1 request per conversation (detail) + 1 per 25 listed"
+
+    def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
+        super().__init__(tap, **kwargs)
+        #: The chunk being emitted; the children read their parts from it.
+        self.current_chunk: list[ConversationBundle] = []
+
+    def _increment_stream_state(
+        self, latest_record: dict, *, context: Context | None = None
+    ) -> None:
+        # The bookmark is a ConversationCheckpoint, advanced once per chunk after the
+        # children's records are out, not per record.
+        pass
+
+    def generate_child_contexts(
+        self,
+        record: dict,  # noqa: ARG002
+        context: Context | None,  # noqa: ARG002
+    ) -> Iterable[Context | None]:
+        """No per-record child syncs: children run once per chunk (see get_records)."""
+        return ()
+
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
+        """List the window, then fetch and emit chunk by chunk, oldest first."""
+        tap = self.conversations_tap
+        settings = tap.settings
+        checkpoint = ConversationCheckpoint.from_state(self.stream_state)
+        start = self._start(checkpoint)
+        try:
+            listed = self._list(start, checkpoint)
+        except MissingScopeError as error:
+            tap.scopes.missing("conversations", error)
+            return
+        if not listed:
+            LOGGER.info("conversations: nothing new since %s.", format_timestamp(start))
+            self._save(checkpoint)
+            return
+        fetcher = ConversationFetcher(
+            tap.api, tap.scopes, self._fetch_plan(), settings.max_parallel_requests
+        )
+        progress = ProgressReporter(tap.api, total=len(listed))
+        try:
+            for offset in range(0, len(listed), PAGE_SIZE):
+                result = fetcher.fetch(listed[offset : offset + PAGE_SIZE])
+                self.current_chunk = [b for b in result.bundles if b.detail is not None]
+                for bundle in self.current_chunk:
+                    yield {k: v for k, v in (bundle.detail or {}).items() if k not in CHILD_PARTS}
+                self._sync_children({"chunk": offset // PAGE_SIZE})
+                for bundle in result.bundles:
+                    checkpoint.mark_emitted(
+                        bundle.conversation_id, bundle.date, complete=bundle.complete
+                    )
+                if result.done_prefix:
+                    checkpoint.advance(listed[offset + result.done_prefix - 1][0])
+                self._save(checkpoint)
+                progress.advance(len(result.bundles))
+                if result.quota_error is not None:
+                    remaining = len(listed) - offset - result.done_prefix
+                    LOGGER.warning(
+                        "%s Stopped with %d of %d listed conversations left; the state "
+                        "saved lets the next run resume there without fetching the others "
+                        "again. Other streams continue; the run exits 0.",
+                        result.quota_error,
+                        remaining,
+                        len(listed),
+                    )
+                    return
+        finally:
+            self.current_chunk = []
+            fetcher.close()
+            progress.finish()
+
+    def _save(self, checkpoint: ConversationCheckpoint) -> None:
+        checkpoint.prune(self.conversations_tap.settings.late_data_window)
+        checkpoint.write_to(self.stream_state)
+        self._write_state_message()
+
+    def _start(self, checkpoint: ConversationCheckpoint) -> dt.datetime:
+        settings = self.conversations_tap.settings
+        history_floor = self.conversations_tap.history_floor
+        start = settings.start_date or history_floor
+        relist_from = checkpoint.relist_from(settings.late_data_window)
+        if relist_from is not None:
+            start = max(start, relist_from)
+        return max(start, history_floor)
+
+    def _list(
+        self, start: dt.datetime, checkpoint: ConversationCheckpoint
+    ) -> list[tuple[dt.datetime, str]]:
+        """Every conversation listed since `start` that needs fetching, oldest first."""
+        settings = self.conversations_tap.settings
+        found: dict[str, dt.datetime] = {}
+        for department, medium, user in itertools.product(
+            settings.department_ids or (None,),
+            settings.mediums or (None,),
+            settings.user_ids or (None,),
+        ):
+            filters = {"department_id": department, "medium": medium, "user_id": user}
+            params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start)}
+            params.update({name: value for name, value in filters.items() if value is not None})
+            dated = ((item["id"], parse_timestamp(item["date"])) for item in self._pages(params))
+            # `date >= start` is kept client-side: correctness must not depend on the
+            # server honouring date_from.
+            found.update(
+                (cid, date)
+                for cid, date in dated
+                if date >= start and checkpoint.needs_fetch(cid, date)
+            )
+        return sorted((date, cid) for cid, date in found.items())
+
+    def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        api = self.conversations_tap.api
+        cursor: str | None = None
+        while True:
+            page_params = dict(params, cursor=cursor) if cursor else params
+            payload = api.get("/conversations", page_params)
+            items = payload.get("conversations")
+            pagination = payload.get("pagination")
+            if not isinstance(items, list) or not isinstance(pagination, dict):
+                msg = "GET /conversations answered without 'conversations' and 'pagination'."
+                raise ApiResponseError(msg)
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                    msg = f"GET /conversations listed an item without an id: {item!r:.200}"
+                    raise RecordShapeError(msg)
+                if not isinstance(item.get("date"), str):
+                    msg = f"GET /conversations listed {item['id']} without a date."
+                    raise RecordShapeError(msg)
+                yield item
+            if not pagination.get("has_more"):
+                return
+            next_cursor = pagination.get("next_cursor")
+            if not items or not isinstance(next_cursor, str) or next_cursor == cursor:
+                msg = (
+                    "GET /conversations said has_more but gave no page to continue from "
+                    f"(items: {len(items)}, next_cursor: {next_cursor!r}); stopping rather "
+                    "than looping."
+                )
+                raise ApiResponseError(msg)
+            cursor = next_cursor
+
+    def _fetch_plan(self) -> FetchPlan:
+        wanted = {
+            child.name
+            for child in self.child_streams
+            if child.selected
+            and not self.conversations_tap.scopes.is_missing(getattr(child, "scope", None))
+        }
+        return FetchPlan(
+            transcript=bool(wanted & {"transcripts", "transcript_segments"}),
+            insights="insights" in wanted,
+            recording="recordings" in wanted,
+            summary="summaries" in wanted,
+        )
+
+
+class ConversationPartStream(ConversationsApiStream):
+    """A child of conversations whose records come from the chunk being emitted."""
+
+    parent_stream_type = ConversationsStream
+    # One state entry, not one partition per conversation: the parent's checkpoint
+    # already says which conversations (and so which children) are done.
+    state_partitioning_keys: ClassVar[list[str]] = []
+
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
+        """Yield this stream's part of every conversation in the parent's chunk."""
+        if self.conversations_tap.scopes.is_missing(self.scope):
+            return
+        parent = self.conversations_tap.streams[ConversationsStream.name]
+        assert isinstance(parent, ConversationsStream)  # noqa: S101  # declared parent
+        for bundle in parent.current_chunk:
+            yield from self.records_of(bundle)
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """This stream's records for one conversation."""
+        raise NotImplementedError
+
+
+class TranscriptsStream(ConversationPartStream):
+    """One record per conversation with its whole transcript."""
+
+    name = "transcripts"
+    primary_keys = ("conversation_id",)
+    scope = "transcripts"
+    schema = schemas.TRANSCRIPT
+    cost = "0 (in the conversation detail)"
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """The transcript, when one exists (yet)."""
+        transcript = (bundle.detail or {}).get("transcript")
+        if isinstance(transcript, dict):
+            yield {
+                "conversation_id": bundle.conversation_id,
+                "segments": transcript.get("segments"),
+            }
+
+
+class TranscriptSegmentsStream(ConversationPartStream):
+    """One record per transcript segment (not selected by default)."""
+
+    name = "transcript_segments"
+    primary_keys = ("conversation_id", "segment_index")
+    scope = "transcripts"
+    schema = schemas.TRANSCRIPT_SEGMENT
+    selected_by_default = False
+    cost = "0 (in the conversation detail)"
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """Each segment with its position."""
+        transcript = (bundle.detail or {}).get("transcript")
+        segments = transcript.get("segments") if isinstance(transcript, dict) else None
+        for index, segment in enumerate(segments or []):
+            yield {"conversation_id": bundle.conversation_id, "segment_index": index, **segment}
+
+
+class InsightsStream(ConversationPartStream):
+    """One record per insight."""
+
+    name = "insights"
+    primary_keys = ("id",)
+    scope = "insights"
+    schema = schemas.INSIGHT
+    cost = "0 (in the conversation detail)"
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """The conversation's insights."""
+        for insight in (bundle.detail or {}).get("insights") or []:
+            yield {**insight, "conversation_id": bundle.conversation_id}
+
+
+class SummariesStream(ConversationPartStream):
+    """The stored AI summary with its timestamps."""
+
+    name = "summaries"
+    primary_keys = ("conversation_id",)
+    scope = "conversations"
+    schema = schemas.SUMMARY
+    cost = "1 request per conversation with a summary"
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """The summary, when one exists (yet)."""
+        if bundle.summary is not None:
+            yield {**bundle.summary, "conversation_id": bundle.conversation_id}
+
+
+class RecordingsStream(ConversationPartStream):
+    """The recording's signed URL."""
+
+    name = "recordings"
+    primary_keys = ("conversation_id",)
+    scope = "recordings"
+    schema = schemas.RECORDING
+    cost = "1 request per conversation"
+
+    def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
+        """The recording answer."""
+        if bundle.recording is not None:
+            yield {**bundle.recording, "conversation_id": bundle.conversation_id}
+
+
+STREAM_TYPES: tuple[type[ConversationsApiStream], ...] = (
+    AccountStream,
+    UsersStream,
+    TeamsStream,
+    DepartmentsStream,
+    ConversationsStream,
+    TranscriptsStream,
+    TranscriptSegmentsStream,
+    InsightsStream,
+    SummariesStream,
+    RecordingsStream,
+    WebhookDeliveriesStream,
+)

@@ -1,0 +1,157 @@
+"""The tap: settings, discovery (scope-aware when a token is given), the CLI's errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from collections import defaultdict
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_conversations.bookmarks import format_timestamp
+from tap_conversations.client import ApiClient
+from tap_conversations.errors import AuthenticationError, TapConversationsError
+from tap_conversations.rate_limit import RequestPacer
+from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
+from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
+from tap_conversations.streams import STREAM_TYPES, ConversationsApiStream
+
+if TYPE_CHECKING:
+    import click
+
+LOGGER = logging.getLogger("tap_conversations")
+
+
+def _package_version() -> str:
+    try:
+        return version("tap-conversations")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+class TapConversations(Tap):
+    """Singer tap for the conversational-intelligence REST API."""
+
+    name = "tap-conversations"
+    package_name = "tap-conversations"
+    config_jsonschema = CONFIG_SCHEMA
+    # msgspec serialises records several times faster than the stdlib json writer.
+    message_writer_class = MsgSpecWriter
+
+    def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, validate_config=validate_config, **kwargs)
+        if validate_config:
+            _ = self.settings  # fail on bad settings before any request
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The validated settings (raises ConfigError with one line)."""
+        return Settings.from_config(dict(self.config))
+
+    @cached_property
+    def api(self) -> ApiClient:
+        """The one API client of this run: every stream and thread shares its pace."""
+        settings = self.settings
+        return ApiClient(
+            base_url=settings.api_url,
+            token=settings.api_token,
+            pacer=RequestPacer(settings.max_requests_per_minute),
+            timeout_seconds=settings.request_timeout_seconds,
+            max_connections=settings.max_parallel_requests + 1,
+            user_agent=f"tap-conversations/{_package_version()}",
+        )
+
+    @cached_property
+    def scopes(self) -> ScopeTracker:
+        """Which scopes this run found missing, with one warning each."""
+        streams_by_scope: dict[str, list[str]] = defaultdict(list)
+        for stream in self.streams.values():
+            scope = getattr(stream, "scope", None)
+            if scope and stream.selected:
+                streams_by_scope[scope].append(stream.name)
+        return ScopeTracker(streams_by_scope)
+
+    @cached_property
+    def history_floor(self) -> dt.datetime:
+        """The oldest date the API lists; warns once if start_date is older."""
+        floor = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=HISTORY_DAYS)
+        start = self.settings.start_date
+        if start is not None and start < floor:
+            LOGGER.warning(
+                "start_date %s is older than the %d days the API keeps; starting at %s.",
+                format_timestamp(start),
+                HISTORY_DAYS,
+                format_timestamp(floor),
+            )
+        return floor
+
+    def discover_streams(self) -> list[ConversationsApiStream]:
+        """Every stream; works offline."""
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def run_discovery(self) -> str:
+        """Write the catalog; with a token, streams it cannot read are not selected."""
+        if self.config.get("api_token") and self.config.get("api_url"):
+            try:
+                granted = probe_scopes(self.api)
+            except TapConversationsError as error:
+                LOGGER.warning("Could not check the token's scopes (%s); catalog as is.", error)
+            else:
+                for stream in self.streams.values():
+                    scope = getattr(stream, "scope", None)
+                    if scope and granted.get(scope) is False:
+                        stream.selected_by_default = False
+                        LOGGER.warning(
+                            "Stream %s not selected by default: %s",
+                            stream.name,
+                            describe_missing(scope),
+                        )
+        return super().run_discovery()
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Run a sync; a failure the user can act on ends with its one line, no traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except TapConversationsError as error:
+            cls.logger.error("%s", error)  # noqa: TRY400  # the traceback is noise here
+            sys.exit(error.exit_code)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: check the token with GET /me and report the scopes it lacks."""
+        if value != "all":
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = cls(
+                config=config.config if config else None,
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            account = tap.api.get("/me")
+            granted = probe_scopes(tap.api)
+        except AuthenticationError as error:
+            cls.logger.error("Connection test failed: %s", error)  # noqa: TRY400
+            ctx.exit(1)
+        except TapConversationsError as error:
+            cls.logger.error("Connection test failed: %s", error)  # noqa: TRY400
+            ctx.exit(error.exit_code)
+        cls.logger.info(
+            "Connection test passed: the token reads account %r (%s).",
+            account.get("name"),
+            account.get("id"),
+        )
+        for scope in sorted(scope for scope, ok in granted.items() if not ok):
+            cls.logger.warning("Token %s", describe_missing(scope))
+        ctx.exit(0)
+
+
+if __name__ == "__main__":
+    TapConversations.cli()
