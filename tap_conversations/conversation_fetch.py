@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tap_conversations.bookmarks import format_timestamp
 from tap_conversations.errors import (
     MissingScopeError,
     NotFoundError,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 class FetchPlan:
     """Which parts of a conversation the selected streams need."""
 
+    #: The detail request itself; only a recordings-only selection can skip it.
+    detail: bool
     transcript: bool
     insights: bool
     recording: bool
@@ -46,10 +49,16 @@ class ConversationBundle:
     detail: dict[str, Any] | None
     recording: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+    detail_fetched: bool = True
 
     @property
     def complete(self) -> bool:
-        """Processing finished: the AI summary exists (it is written last)."""
+        """Processing finished: the AI summary exists (it is written last).
+
+        Without a detail request (recordings only) there is nothing to watch.
+        """
+        if not self.detail_fetched:
+            return True
         return self.detail is not None and self.detail.get("summary") is not None
 
 
@@ -147,6 +156,13 @@ class ConversationFetcher:
 
     def _fetch_one(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
         base = f"/conversations/{conversation_id}"
+        if not self._plan.detail:
+            # The parent's record is not emitted (not selected); it needs only its key.
+            listed = {"id": conversation_id, "date": format_timestamp(date)}
+            bundle = ConversationBundle(conversation_id, date, listed, detail_fetched=False)
+            if not self._scopes.is_missing("recordings"):
+                bundle.recording = self._optional(base + "/recording", "recordings")
+            return bundle
         params = {}
         if self._plan.transcript and not self._scopes.is_missing("transcripts"):
             params["include_transcript"] = "true"

@@ -40,8 +40,10 @@ class MissingScopeError(TapConversationsError):
         self.endpoint = endpoint
         self.scope = scope
         what = f"the '{scope}' scope" if scope else "a scope this endpoint needs"
+        also = " (recordings also need the token setting include_recordings=true)"
         super().__init__(
-            f"The token lacks {what} (HTTP 403 on GET {endpoint}){detail}. {GRANT_HINT}."
+            f"The token lacks {what} (HTTP 403 on GET {endpoint}){detail}. {GRANT_HINT}"
+            f"{also if scope == 'recordings' and not detail else ''}."
         )
 
 

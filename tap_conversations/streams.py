@@ -289,35 +289,44 @@ class ConversationsStream(ConversationsApiStream):
         return sorted((date, cid) for cid, date in found.items())
 
     def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every listed item (an item may come twice; callers dedupe by id).
+
+        The API's cursor continues strictly below the last date of a page, so
+        conversations sharing that date but not fitting on the page would never be
+        listed. Paging with an inclusive `date_to` at the page's oldest date instead
+        lists them, at the price of re-listing the boundary item. Only when a whole
+        page shares one date (more ties than a page holds) does the cursor move on.
+        """
         api = self.conversations_tap.api
-        cursor: str | None = None
+        page_params = params
+        seen_at_boundary: set[str] = set()
         while True:
-            page_params = dict(params, cursor=cursor) if cursor else params
             payload = api.get("/conversations", page_params)
-            items = payload.get("conversations")
-            pagination = payload.get("pagination")
-            if not isinstance(items, list) or not isinstance(pagination, dict):
-                msg = "GET /conversations answered without 'conversations' and 'pagination'."
-                raise ApiResponseError(msg)
-            for item in items:
-                if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                    msg = f"GET /conversations listed an item without an id: {item!r:.200}"
-                    raise RecordShapeError(msg)
-                if not isinstance(item.get("date"), str):
-                    msg = f"GET /conversations listed {item['id']} without a date."
-                    raise RecordShapeError(msg)
-                yield item
-            if not pagination.get("has_more"):
+            items, has_more, next_cursor = _page_of(payload)
+            yield from items
+            if not has_more:
                 return
-            next_cursor = pagination.get("next_cursor")
-            if not items or not isinstance(next_cursor, str) or next_cursor == cursor:
+            if not items:
                 msg = (
-                    "GET /conversations said has_more but gave no page to continue from "
-                    f"(items: {len(items)}, next_cursor: {next_cursor!r}); stopping rather "
-                    "than looping."
+                    "GET /conversations said has_more but listed nothing "
+                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
                 )
                 raise ApiResponseError(msg)
-            cursor = next_cursor
+            oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
+            new_ids = {item["id"] for item in items} - seen_at_boundary
+            if page_params.get("date_to") == oldest and not new_ids:
+                if not isinstance(next_cursor, str) or next_cursor == page_params.get("cursor"):
+                    msg = (
+                        "GET /conversations said has_more but its cursor does not advance "
+                        f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+                    )
+                    raise ApiResponseError(msg)
+                page_params = {k: v for k, v in params.items() if k != "date_to"}
+                page_params["cursor"] = next_cursor
+                continue
+            seen_at_boundary = {item["id"] for item in items if item["date"] == oldest}
+            page_params = {k: v for k, v in params.items() if k != "cursor"}
+            page_params["date_to"] = oldest
 
     def _fetch_plan(self) -> FetchPlan:
         wanted = {
@@ -327,11 +336,39 @@ class ConversationsStream(ConversationsApiStream):
             and not self.conversations_tap.scopes.is_missing(getattr(child, "scope", None))
         }
         return FetchPlan(
+            detail=self.selected or bool(wanted - {"recordings"}),
             transcript=bool(wanted & {"transcripts", "transcript_segments"}),
             insights="insights" in wanted,
             recording="recordings" in wanted,
             summary="summaries" in wanted,
         )
+
+
+def _page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:
+    """(items, has_more, next_cursor) of a list answer, each item checked for id and date."""
+    items = payload.get("conversations")
+    pagination = payload.get("pagination")
+    if not isinstance(items, list) or not isinstance(pagination, dict):
+        msg = "GET /conversations answered without 'conversations' and 'pagination'."
+        raise ApiResponseError(msg)
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            msg = f"GET /conversations listed an item without an id: {item!r:.200}"
+            raise RecordShapeError(msg)
+        if not _is_timestamp(item.get("date")):
+            msg = f"GET /conversations listed conversation {item['id']} without a valid date."
+            raise RecordShapeError(msg)
+    return items, pagination.get("has_more") is True, pagination.get("next_cursor")
+
+
+def _is_timestamp(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        return False
+    return True
 
 
 class ConversationPartStream(ConversationsApiStream):

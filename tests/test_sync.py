@@ -1,0 +1,360 @@
+"""Syncs against the sandbox: exact records, exact requests, state across runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp
+from tests.harness import ALL_STREAMS, run_sync, tap_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.sandbox import Sandbox
+
+PAGE = 25
+CONVERSATION_CHILDREN = (
+    "transcripts",
+    "transcript_segments",
+    "insights",
+    "summaries",
+    "recordings",
+)
+
+
+def listed_ids(sb: Sandbox, **filters: Any) -> list[str]:
+    return [item["id"] for item in sb.listed_conversations(**filters)]
+
+
+def expected_list_requests(sb: Sandbox, **filters: Any) -> int:
+    """Pages the tap's inclusive-date_to walk needs over the sandbox's listing."""
+    date_to: str | None = None
+    boundary: set[str] = set()
+    requests = 0
+    while True:
+        matching = sb.listed_conversations(date_to=date_to, **filters)
+        page = matching[:PAGE]
+        requests += 1
+        if len(matching) <= PAGE:
+            return requests
+        oldest = min(item["date"] for item in page)
+        assert {item["id"] for item in page} - boundary, "more ties than a page"
+        boundary = {item["id"] for item in page if item["date"] == oldest}
+        date_to = oldest
+
+
+def assert_unique(ids: list[Any]) -> None:
+    assert len(ids) == len(set(ids)), "duplicate primary key in one sync"
+
+
+def test_full_sync_emits_exactly_the_sandbox_truth(sandbox: Sandbox) -> None:
+    out = run_sync(tap_config(sandbox), streams=ALL_STREAMS)
+    conversation_ids = listed_ids(sandbox)
+
+    assert sorted(out.ids("conversations")) == sorted(conversation_ids)
+    assert out.ids("users") == [u["id"] for u in sandbox.users()]
+    assert out.ids("teams") == [t["id"] for t in sandbox.teams()]
+    assert out.ids("departments") == [d["id"] for d in sandbox.departments()]
+    assert out.ids("account") == [sandbox.account()["id"]]
+    assert sorted(out.ids("webhook_deliveries")) == sorted(
+        d["id"] for d in sandbox.webhook_deliveries()
+    )
+    with_transcript = [c for c in conversation_ids if sandbox.transcript(c) is not None]
+    assert sorted(out.ids("transcripts", "conversation_id")) == sorted(with_transcript)
+    assert sorted(
+        (r["conversation_id"], r["segment_index"]) for r in out.records("transcript_segments")
+    ) == sorted(
+        (c, i)
+        for c in with_transcript
+        for i in range(len((sandbox.transcript(c) or {})["segments"]))
+    )
+    assert sorted(out.ids("insights")) == sorted(
+        i["id"] for c in conversation_ids for i in sandbox.insights(c)
+    )
+    assert sorted(out.ids("summaries", "conversation_id")) == sorted(
+        c for c in conversation_ids if sandbox.summary(c) is not None
+    )
+    assert sorted(out.ids("recordings", "conversation_id")) == sorted(conversation_ids)
+
+    for stream, key in [
+        ("conversations", "id"),
+        ("transcripts", "conversation_id"),
+        ("insights", "id"),
+        ("summaries", "conversation_id"),
+        ("recordings", "conversation_id"),
+    ]:
+        assert_unique(out.ids(stream, key))
+    assert_unique(
+        [(r["conversation_id"], r["segment_index"]) for r in out.records("transcript_segments")]
+    )
+    for stream in ALL_STREAMS:
+        assert out.schema_count(stream) == 1, stream
+
+
+def test_records_carry_the_api_values_without_the_envelope(sandbox: Sandbox) -> None:
+    out = run_sync(tap_config(sandbox), streams=["conversations", "transcripts", "summaries"])
+    conversation = out.records("conversations")[0]
+    truth = sandbox.conversation_detail(conversation["id"], False, False)
+    truth.pop("_meta", None)
+    assert conversation == truth
+    transcript = out.records("transcripts")[0]
+    assert (
+        transcript["segments"]
+        == (sandbox.transcript(transcript["conversation_id"]) or {})["segments"]
+    )
+    summary = out.records("summaries")[0]
+    assert summary == sandbox.summary(summary["conversation_id"])
+
+
+@pytest.mark.parametrize(
+    ("streams", "per_conversation"),
+    [
+        (["conversations"], {"/conversations/{id}": 1}),
+        (["conversations", "transcripts", "insights"], {"/conversations/{id}": 1}),
+        (["transcripts"], {"/conversations/{id}": 1}),
+        (["recordings"], {"/conversations/{id}/recording": 1}),
+        (
+            list(ALL_STREAMS),
+            {"/conversations/{id}": 1, "/conversations/{id}/recording": 1, "summary": 1},
+        ),
+    ],
+)
+def test_request_counts_per_selection(
+    sandbox: Sandbox, streams: list[str], per_conversation: dict[str, int]
+) -> None:
+    out = run_sync(tap_config(sandbox), streams=streams)
+    ids = listed_ids(sandbox)
+    counts = sandbox.counters.by_endpoint()
+    total = {endpoint: sum(by_status.values()) for endpoint, by_status in counts.items()}
+
+    expected = {"/conversations": expected_list_requests(sandbox)}
+    for endpoint in per_conversation:
+        if endpoint == "summary":
+            expected["/conversations/{id}/summary"] = sum(
+                1 for c in ids if sandbox.summary(c) is not None
+            )
+        else:
+            expected[endpoint] = len(ids)
+    first = min(sandbox.listed_conversations(), key=lambda c: (c["date"], c["id"]))["id"]
+    if {"transcripts", "transcript_segments"} & set(streams) and sandbox.transcript(first) is None:
+        expected["/conversations/{id}/transcript"] = 1  # the one scope probe
+    for stream, endpoint in [
+        ("account", "/me"),
+        ("users", "/users"),
+        ("teams", "/teams"),
+        ("departments", "/departments"),
+        ("webhook_deliveries", "/webhooks/deliveries"),
+    ]:
+        if stream in streams:
+            expected[endpoint] = 1
+    assert total == expected
+    assert out.streams_with_records == set(streams) - {s for s in streams if s not in ALL_STREAMS}
+
+
+def test_selected_child_with_deselected_parent(sandbox: Sandbox) -> None:
+    out = run_sync(tap_config(sandbox), streams=["transcripts"])
+    assert out.records("conversations") == []
+    assert sorted(out.ids("transcripts", "conversation_id")) == sorted(
+        c for c in listed_ids(sandbox) if sandbox.transcript(c) is not None
+    )
+    assert out.state["bookmarks"]["conversations"]["replication_key_value"]
+
+
+@pytest.mark.parametrize("count", [24, 25, 26, 51])
+def test_page_boundaries(sandbox_factory: Callable[..., Sandbox], count: int) -> None:
+    sb = sandbox_factory(conversations=0)
+    now = dt.datetime.now(dt.timezone.utc)
+    added = [sb.add_conversation(date=now - dt.timedelta(hours=3 * i + 1)) for i in range(count)]
+    out = run_sync(tap_config(sb), streams=["conversations"])
+    assert sorted(out.ids("conversations")) == sorted(added)
+    assert sb.counters.requests(endpoint="/conversations") == -(-count // PAGE)
+    assert sb.counters.requests(endpoint="/conversations/{id}") == count
+
+
+def test_ties_across_a_page_boundary_are_not_lost(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sb = sandbox_factory(conversations=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    tie = now - dt.timedelta(hours=5)
+    added = [sb.add_conversation(date=now - dt.timedelta(minutes=i + 1)) for i in range(24)]
+    added += [sb.add_conversation(date=tie) for _ in range(3)]  # page 1 ends inside the tie
+    added += [sb.add_conversation(date=tie - dt.timedelta(hours=1))]
+    cursor_walk = [item["id"] for page in sb.listed_pages() for item in page]
+    assert len(cursor_walk) < len(added), "the contract's cursor walk loses the tie"
+    out = run_sync(tap_config(sb), streams=["conversations"])
+    assert sorted(out.ids("conversations")) == sorted(added)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"mediums": ["call", "video"]},
+        {"department_ids": "first"},
+        {"user_ids": "two"},
+        {"mediums": ["email"], "user_ids": "two"},
+    ],
+)
+def test_filters_combine_one_value_per_request(sandbox: Sandbox, filters: dict[str, Any]) -> None:
+    config: dict[str, Any] = {}
+    if "mediums" in filters:
+        config["mediums"] = filters["mediums"]
+    if filters.get("department_ids") == "first":
+        config["department_ids"] = [sandbox.departments()[0]["id"]]
+    if filters.get("user_ids") == "two":
+        config["user_ids"] = [u["id"] for u in sandbox.users()[:2]]
+    combos = [
+        {k: v for k, v in combo.items() if v is not None}
+        for combo in (
+            {"medium": m, "department_id": d, "user_id": u}
+            for m in config.get("mediums", [None])
+            for d in config.get("department_ids", [None])
+            for u in config.get("user_ids", [None])
+        )
+    ]
+    expected = {cid for combo in combos for cid in listed_ids(sandbox, **combo)}
+    assert expected, "the filter should match something"
+    assert len(expected) < len(listed_ids(sandbox))
+
+    out = run_sync(tap_config(sandbox, **config), streams=["conversations"])
+    assert sorted(out.ids("conversations")) == sorted(expected)
+    assert sandbox.counters.requests(endpoint="/conversations") == sum(
+        expected_list_requests(sandbox, **combo) for combo in combos
+    )
+
+
+def test_quiet_rerun_costs_a_handful_of_requests(sandbox: Sandbox) -> None:
+    config = tap_config(sandbox)
+    first = run_sync(config, streams=ALL_STREAMS)
+    sandbox.reset_counters()
+    second = run_sync(config, state=first.state, streams=["conversations", "transcripts"])
+    # Processed conversations without a summary stay "pending" inside the window.
+    high_water = first.state["bookmarks"]["conversations"]["replication_key_value"]
+    floor = format_timestamp(
+        dt.datetime.fromisoformat(high_water.replace("Z", "+00:00")) - dt.timedelta(hours=24)
+    )
+    pending = {
+        c["id"]
+        for c in sandbox.listed_conversations()
+        if c["date"] >= floor and sandbox.summary(c["id"]) is None
+    }
+    assert set(second.ids("conversations")) == pending
+    assert sandbox.counters.requests() <= 1 + len(pending) + 1
+    assert sandbox.counters.requests(endpoint="/conversations/{id}") == len(pending)
+
+
+def test_late_data_reaches_the_target_on_a_later_run(sandbox: Sandbox) -> None:
+    config = tap_config(sandbox)
+    now = dt.datetime.now(dt.timezone.utc)
+    unfinished = sandbox.add_conversation(date=now - dt.timedelta(hours=2), processed=False)
+    first = run_sync(config, streams=["conversations", "transcripts", "insights", "summaries"])
+    assert unfinished in first.ids("conversations")
+    assert unfinished not in first.ids("transcripts", "conversation_id")
+    assert unfinished not in first.ids("summaries", "conversation_id")
+
+    late = sandbox.add_conversation(date=now - dt.timedelta(hours=6))  # listed after its date
+    sandbox.set_processed(unfinished, True)
+    sandbox.reset_counters()
+    second = run_sync(
+        config, state=first.state, streams=["conversations", "transcripts", "insights", "summaries"]
+    )
+    assert {late, unfinished} <= set(second.ids("conversations"))
+    assert {late, unfinished} <= set(second.ids("transcripts", "conversation_id"))
+    assert {late, unfinished} <= set(second.ids("summaries", "conversation_id"))
+    assert sorted(second.ids("insights")) == sorted(
+        i["id"] for c in second.ids("conversations") for i in sandbox.insights(c)
+    )
+    # Nothing else was fetched again, apart from conversations that still lack a summary.
+    refetched = set(second.ids("conversations")) - {late, unfinished}
+    assert all(sandbox.summary(c) is None for c in refetched)
+
+    third = run_sync(config, state=second.state, streams=["conversations"])
+    assert unfinished not in third.ids("conversations")
+    assert late not in third.ids("conversations")
+
+
+def test_resume_from_state_skips_finished_conversations(sandbox: Sandbox) -> None:
+    config = tap_config(sandbox)
+    first = run_sync(config, streams=["conversations"])
+    now = dt.datetime.now(dt.timezone.utc)
+    new = [sandbox.add_conversation(date=now - dt.timedelta(minutes=m)) for m in (1, 2, 3)]
+    sandbox.reset_counters()
+    second = run_sync(config, state=first.state, streams=["conversations"])
+    assert set(new) <= set(second.ids("conversations"))
+    assert sandbox.counters.requests(endpoint="/conversations/{id}") == len(
+        second.ids("conversations")
+    )
+    assert len(second.ids("conversations")) <= len(new) + 2  # + the 2 without a summary
+
+
+def test_partial_scope_token(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    token = sandbox.add_token(scopes=("conversations", "users"), include_recordings=False)
+    with caplog.at_level(logging.WARNING):
+        out = run_sync(tap_config(sandbox, token=token), streams=ALL_STREAMS)
+    assert out.streams_with_records == {
+        "account",
+        "users",
+        "conversations",
+        "summaries",
+        "webhook_deliveries",
+    }
+    assert sorted(out.ids("conversations")) == sorted(listed_ids(sandbox))
+    forbidden = sandbox.counters.requests(status=403)
+    assert forbidden == 5  # teams, departments, and one probe each for transcripts,
+    # insights and recordings
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for scope in ("teams", "departments", "transcripts", "insights", "recordings"):
+        matching = [w for w in warnings if f"'{scope}' scope" in w]
+        assert len(matching) == 1, (scope, warnings)
+        assert "Settings → REST API" in matching[0]
+    assert any("include_recordings" in w for w in warnings)
+
+
+def test_start_date_older_than_30_days_is_clamped_with_one_warning(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=45)
+    with caplog.at_level(logging.WARNING):
+        out = run_sync(
+            tap_config(sandbox, start_date=format_timestamp(old)), streams=["conversations"]
+        )
+    assert sorted(out.ids("conversations")) == sorted(listed_ids(sandbox))
+    older = set(sandbox.all_conversation_ids()) - set(listed_ids(sandbox))
+    assert older, "the sandbox holds conversations older than 30 days"
+    assert not older & set(out.ids("conversations"))
+    clamps = [r for r in caplog.records if "older than the 30 days" in r.getMessage()]
+    assert len(clamps) == 1
+
+
+def test_start_date_inside_the_window_limits_the_sync(sandbox: Sandbox) -> None:
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7)
+    out = run_sync(
+        tap_config(sandbox, start_date=format_timestamp(start)), streams=["conversations"]
+    )
+    assert sorted(out.ids("conversations")) == sorted(
+        listed_ids(sandbox, date_from=format_timestamp(start))
+    )
+
+
+def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
+    """1000 conversations a day, one sync an hour, 30 days, 2% still processing."""
+    window = dt.timedelta(hours=24)
+    checkpoint = ConversationCheckpoint()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    per_hour = 1000 // 24 + 1
+    largest = 0
+    for hour in range(30 * 24):
+        state: dict[str, Any] = {}
+        for n in range(per_hour):
+            date = start + dt.timedelta(hours=hour, seconds=n * 3600 // per_hour)
+            cid = f"{hour:08x}-{n:04x}-4000-8000-{hour * per_hour + n:012x}"
+            checkpoint.mark_emitted(cid, date, complete=n % 50 != 0)
+            checkpoint.advance(date)
+        checkpoint.prune(window)
+        checkpoint.write_to(state)
+        largest = max(largest, len(json.dumps({"bookmarks": {"conversations": state}})))
+    assert largest < 64 * 1024
+    assert len(checkpoint.pending) <= 25 * per_hour // 50 + per_hour
