@@ -99,7 +99,9 @@ def test_full_sync_emits_exactly_the_sandbox_truth(sandbox: Sandbox) -> None:
 def test_records_carry_the_api_values_without_the_envelope(sandbox: Sandbox) -> None:
     out = run_sync(tap_config(sandbox), streams=["conversations", "transcripts", "summaries"])
     conversation = out.records("conversations")[0]
-    truth = sandbox.conversation_detail(conversation["id"], False, False)
+    truth = sandbox.conversation_detail(
+        conversation["id"], include_transcript=False, include_insights=False
+    )
     truth.pop("_meta", None)
     assert conversation == truth
     transcript = out.records("transcripts")[0]
@@ -256,7 +258,7 @@ def test_late_data_reaches_the_target_on_a_later_run(sandbox: Sandbox) -> None:
     assert unfinished not in first.ids("summaries", "conversation_id")
 
     late = sandbox.add_conversation(date=now - dt.timedelta(hours=6))  # listed after its date
-    sandbox.set_processed(unfinished, True)
+    sandbox.set_processed(unfinished, processed=True)
     sandbox.reset_counters()
     second = run_sync(
         config, state=first.state, streams=["conversations", "transcripts", "insights", "summaries"]
