@@ -1,0 +1,393 @@
+# Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
+"""End to end with real parts: the real `meltano` CLI, a real PostgreSQL, the sandbox API.
+
+`meltano run tap-conversations target-postgres` runs twice against the project's own
+meltano.yml. Between the runs the sandbox gets a new conversation and finishes
+processing one that was still processing, and the second run must fetch only those
+(plus whatever the stored state still lists as pending), proving Meltano's stored
+state was handed to the tap.
+
+What the test needs and where it finds it (docs/RUNNING.md):
+
+* meltano: ``$MELTANO_BIN``, else ``.venv/meltano/bin/meltano`` (scripts/setup.sh puts
+  it there), else ``meltano`` on PATH. The plugins are installed into the project's
+  ``.meltano/`` once per session (a no-op when scripts/setup.sh already did).
+* PostgreSQL: see tests/postgres.py (``$PG_BIN`` or ``/usr/lib/postgresql/*/bin``).
+
+Meltano's system database (and so its state backend) is a per-session SQLite file
+in a temp dir, so the runs never touch the project's ``.meltano/meltano.db``.
+With ``CI=true`` a missing meltano or PostgreSQL fails the test; elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tests.sandbox import Sandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = "tap_conversations"
+ENVIRONMENT = "dev"
+STATE_ID = f"{ENVIRONMENT}:tap-conversations-to-target-postgres"
+RUN_TIMEOUT_SECONDS = 300
+DETAIL = "/conversations/{id}"
+
+#: Stream -> primary key columns, in order.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "account": ("id",),
+    "users": ("id",),
+    "teams": ("id",),
+    "departments": ("id",),
+    "conversations": ("id",),
+    "transcripts": ("conversation_id",),
+    "transcript_segments": ("conversation_id", "segment_index"),
+    "insights": ("id",),
+    "summaries": ("conversation_id",),
+    "recordings": ("conversation_id",),
+    "webhook_deliveries": ("id",),
+}
+TIMESTAMP_COLUMNS = {
+    ("conversations", "date"),
+    ("webhook_deliveries", "created_at"),
+    ("summaries", "created_at"),
+    ("summaries", "updated_at"),
+}
+#: Nested objects land as jsonb; arrays of objects as jsonb or jsonb[] (udt `_jsonb`).
+JSON_COLUMNS = {
+    ("conversations", "department"),
+    ("conversations", "user"),
+    ("conversations", "participants"),
+    ("teams", "members"),
+    ("transcripts", "segments"),
+}
+INTEGER_TYPES = {"smallint", "integer", "bigint"}
+
+
+# --- meltano -----------------------------------------------------------------------
+
+
+def find_meltano() -> Path | None:
+    """The meltano executable: $MELTANO_BIN, the setup script's venv, or PATH."""
+    env = os.environ.get("MELTANO_BIN")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    local = REPO_ROOT / ".venv" / "meltano" / "bin" / "meltano"
+    if local.is_file():
+        return local
+    found = shutil.which("meltano")
+    return Path(found) if found else None
+
+
+def _isolated_environ() -> dict[str, str]:
+    """This process's environment without settings that would steer meltano elsewhere."""
+    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+@dataclass
+class Meltano:
+    """The real meltano CLI, run in the repo's project with a private system DB."""
+
+    exe: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        """Run ``meltano ARGS``; return stdout, fail the test with the output tail on error."""
+        started = time.monotonic()
+        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
+            [str(self.exe), *args],
+            cwd=REPO_ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr + result.stdout).splitlines()[-80:])
+            pytest.fail(
+                f"`meltano {' '.join(args)}` exited {result.returncode} after {elapsed:.1f}s:\n"
+                f"{tail}",
+                pytrace=False,
+            )
+        return result.stdout
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        """The Singer state Meltano stored for ``state_id``."""
+        listed = self.run("state", "list").split()
+        assert state_id in listed, f"meltano state list shows no {state_id!r}: {listed}"
+        stored = json.loads(self.run("state", "get", state_id))
+        singer_state: dict[str, Any] = stored["singer_state"]
+        return singer_state
+
+
+@pytest.fixture(scope="module")
+def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
+    """Meltano with the tap and target-postgres installed (once per session)."""
+    exe = find_meltano()
+    if exe is None:
+        unavailable(
+            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
+        )
+    system_dir = tmp_path_factory.mktemp("meltano-system")
+    env = {
+        **_isolated_environ(),
+        "MELTANO_PROJECT_ROOT": str(REPO_ROOT),
+        "MELTANO_ENVIRONMENT": ENVIRONMENT,
+        "MELTANO_DATABASE_URI": f"sqlite:///{system_dir}/meltano.db",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "NO_COLOR": "1",
+    }
+    tool = Meltano(exe=exe, env=env)
+    # Up to date after scripts/setup.sh: then this only checks the plugin venvs.
+    tool.run("install", "tap-conversations", "target-postgres")
+    return tool
+
+
+# --- postgres ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this module."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as error:
+        unavailable(f"PostgreSQL could not start: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_postgres_server_starts_answers_and_stops() -> None:
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as error:
+        unavailable(f"PostgreSQL could not start: {error}")
+    base_dir = server.base_dir
+    try:
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            assert conn.execute("SHOW timezone").fetchone() == ("UTC",)
+            conn.execute("CREATE TABLE t (id int PRIMARY KEY, at timestamptz)")
+            conn.execute("INSERT INTO t VALUES (1, now())")
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    finally:
+        server.stop()
+    assert base_dir is not None
+    assert not base_dir.exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), 1).close()
+    server.stop()  # idempotent
+
+
+# --- truth and what landed -----------------------------------------------------------
+
+
+def sandbox_truth(sb: Sandbox) -> dict[str, int]:
+    """Rows per stream the API holds now, for a sync from 30 days ago."""
+    ids = [c["id"] for c in sb.listed_conversations()]
+    transcripts = [t for t in (sb.transcript(i) for i in ids) if t is not None]
+    return {
+        "account": 1,
+        "users": len(sb.users()),
+        "teams": len(sb.teams()),
+        "departments": len(sb.departments()),
+        "conversations": len(ids),
+        "transcripts": len(transcripts),
+        "transcript_segments": sum(len(t["segments"]) for t in transcripts),
+        "insights": sum(len(sb.insights(i)) for i in ids),
+        "summaries": sum(1 for i in ids if sb.summary(i) is not None),
+        "recordings": len(ids),
+        "webhook_deliveries": len(sb.webhook_deliveries()),
+    }
+
+
+def table_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Live rows (not soft-deleted) per table of the target schema."""
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (SCHEMA,),
+        ).fetchall()
+    ]
+    counts: dict[str, int] = {}
+    for table in tables:
+        row = conn.execute(
+            f'SELECT count(*) FROM {SCHEMA}."{table}" WHERE _sdc_deleted_at IS NULL'  # noqa: S608 - names from the catalog
+        ).fetchone()
+        assert row is not None
+        counts[table] = row[0]
+    return counts
+
+
+def column_types(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], str]:
+    """(table, column) -> data type (udt name for arrays, e.g. `_jsonb`)."""
+    rows = conn.execute(
+        "SELECT table_name, column_name, data_type, udt_name FROM information_schema.columns "
+        "WHERE table_schema = %s",
+        (SCHEMA,),
+    ).fetchall()
+    return {(t, c): (udt if dtype == "ARRAY" else dtype) for t, c, dtype, udt in rows}
+
+
+def primary_key(conn: psycopg.Connection[Any], table: str) -> tuple[str, ...]:
+    """The primary key's columns, in key order."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i "
+        "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) ON true "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.pos",
+        (f'{SCHEMA}."{table}"',),
+    ).fetchall()
+    return tuple(name for (name,) in rows)
+
+
+def _utc(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def conversation_ids_extracted_since(conn: psycopg.Connection[Any], since: dt.datetime) -> set[str]:
+    """Conversations whose row was (re)written by a sync that started after `since`."""
+    rows = conn.execute(
+        f'SELECT id::text, _sdc_extracted_at FROM {SCHEMA}."conversations"'  # noqa: S608 - constant
+    ).fetchall()
+    return {cid for cid, at in rows if _naive_utc(at) >= _naive_utc(since)}
+
+
+# --- the test ----------------------------------------------------------------------
+
+
+def test_meltano_run_into_postgres_then_incremental_from_stored_state(  # noqa: PLR0915 - one story, two runs
+    meltano: Meltano,
+    postgres: PostgresServer,
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    started = time.monotonic()
+    sb = sandbox_factory(seed=7, conversations=120, rate_limit=100_000)
+    # Listed, but still processing: no summary, transcript or insights yet.
+    late = sb.add_conversation(
+        date=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2), processed=False
+    )
+    run_env = {
+        "TAP_CONVERSATIONS_API_URL": sb.base_url,
+        "TAP_CONVERSATIONS_API_TOKEN": sb.token,
+        "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+        # Every stream, transcript_segments (not selected by default) included.
+        "TAP_CONVERSATIONS__SELECT": json.dumps([f"{stream}.*" for stream in PRIMARY_KEYS]),
+        "TARGET_POSTGRES_HOST": postgres.host,
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
+        "TARGET_POSTGRES_DATABASE": postgres.dbname,
+    }
+
+    # --- first run: everything ------------------------------------------------------
+    meltano.run("run", "tap-conversations", "target-postgres", extra_env=run_env)
+    truth = sandbox_truth(sb)
+    listed = sb.listed_conversations()
+    assert truth["conversations"] == len(listed) > 50
+    assert truth["transcript_segments"] > truth["transcripts"] > 0
+    assert sb.counters.requests(DETAIL, 200) == len(listed)
+
+    with psycopg.connect(postgres.conninfo) as conn:
+        first = table_counts(conn)
+        assert first == truth, "rows per table differ from the sandbox's truth"
+        for table, key in PRIMARY_KEYS.items():
+            assert primary_key(conn, table) == key, f"{table}: wrong primary key"
+        types = column_types(conn)
+        for column in TIMESTAMP_COLUMNS:
+            assert types[column].startswith("timestamp"), (column, types[column])
+        for column in JSON_COLUMNS:
+            assert types[column] in {"jsonb", "_jsonb"}, (column, types[column])
+        assert types[("conversations", "id")] in {"uuid", "text", "character varying"}
+        assert types[("conversations", "duration")] in INTEGER_TYPES
+        assert types[("transcript_segments", "segment_index")] in INTEGER_TYPES
+
+        # Values: dates are the API's instants (stored as UTC), nested objects intact.
+        stored = {
+            cid: (date, department)
+            for cid, date, department in conn.execute(
+                f'SELECT id::text, date, department FROM {SCHEMA}."conversations"'  # noqa: S608 - constant
+            ).fetchall()
+        }
+        for item in listed:
+            date, department = stored[item["id"]]
+            assert _naive_utc(date) == _naive_utc(_utc(item["date"])), item["id"]
+            expected_department = sb.conversation_detail(item["id"])["department"]
+            assert department == expected_department, item["id"]
+        row = conn.execute(
+            f'SELECT summary FROM {SCHEMA}."conversations" WHERE id::text = %s',  # noqa: S608 - constant
+            (late,),
+        ).fetchone()
+        assert row == (None,), "the unprocessed conversation has no summary yet"
+
+    state = meltano.state(STATE_ID)
+    bookmark = state["bookmarks"]["conversations"]
+    pending = set(bookmark.get("pending") or {})
+    assert late in pending, f"the still-processing conversation is not pending: {bookmark}"
+    newest = max(_utc(item["date"]) for item in listed)
+    assert _utc(bookmark["replication_key_value"]) == newest
+
+    # --- change the source: one new conversation, one finished processing ----------
+    new = sb.add_conversation()
+    sb.set_processed(late, processed=True)
+    sb.counters.reset()
+    second_started = dt.datetime.now(dt.timezone.utc)
+
+    # --- second run: only what is new or changed ------------------------------------
+    meltano.run("run", "tap-conversations", "target-postgres", extra_env=run_env)
+    expected_fetched = pending | {new}
+    assert sb.counters.requests(DETAIL, 200) == len(expected_fetched), (
+        "the second run must fetch detail only for new and pending conversations "
+        f"({len(expected_fetched)}), not the {len(listed)} already loaded"
+    )
+    truth_after = sandbox_truth(sb)
+    assert truth_after["conversations"] == truth["conversations"] + 1
+
+    with psycopg.connect(postgres.conninfo) as conn:
+        second = table_counts(conn)
+        assert second == truth_after, "rows per table differ from the sandbox's truth"
+        assert second["conversations"] == first["conversations"] + 1
+        assert second["summaries"] == first["summaries"] + 2
+        assert second["transcripts"] == first["transcripts"] + 2
+        assert second["insights"] == first["insights"] + len(sb.insights(late)) + len(
+            sb.insights(new)
+        )
+        assert conversation_ids_extracted_since(conn, second_started) == expected_fetched
+        row = conn.execute(
+            f'SELECT summary FROM {SCHEMA}."conversations" WHERE id::text = %s',  # noqa: S608 - constant
+            (late,),
+        ).fetchone()
+        assert row is not None
+        assert row[0] is not None, "the finished conversation's summary arrived"
+
+    state_after = meltano.state(STATE_ID)
+    bookmark_after = state_after["bookmarks"]["conversations"]
+    assert late not in (bookmark_after.get("pending") or {})
+    new_date = _utc(sb.conversation_detail(new)["date"])
+    assert _utc(bookmark_after["replication_key_value"]) == max(newest, new_date)
+    assert time.monotonic() - started < 180, "the end-to-end test must stay under 3 minutes"
