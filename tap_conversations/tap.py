@@ -106,6 +106,8 @@ class TapConversations(Tap):
                     scope = getattr(stream, "scope", None)
                     if scope and granted.get(scope) is False:
                         stream.selected_by_default = False
+                        stream.metadata.root.selected_by_default = False
+                        stream.metadata.root.selected = False
                         LOGGER.warning(
                             "Stream %s not selected by default: %s",
                             stream.name,
