@@ -116,6 +116,7 @@ class ApiClient:
         self._timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds)
         self._lock = threading.Lock()
         self._quota_error: QuotaExceededError | None = None
+        self._auth_error: AuthenticationError | None = None
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
         session.mount("http://", adapter)
@@ -179,6 +180,8 @@ class ApiClient:
 
     def _get_once(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         endpoint = endpoint_of(path)
+        if self._auth_error is not None:
+            raise self._auth_error  # a rejected token stays rejected: send nothing more
         if self._quota_error is not None and endpoint.startswith("/conversations/"):
             # Every further per-conversation request would only be answered 429 too.
             raise self._quota_error
@@ -229,7 +232,10 @@ class ApiClient:
             body = {}
         code = body.get("error")
         if status == 401:  # noqa: PLR2004
-            return AuthenticationError(endpoint)
+            error = AuthenticationError(endpoint)
+            with self._lock:
+                self._auth_error = self._auth_error or error
+            return error
         if status == 403:  # noqa: PLR2004
             if code == "recordings_disabled":
                 return RecordingsDisabledError(endpoint)

@@ -124,6 +124,8 @@ class ConversationFetcher:
                 result.quota_error = result.quota_error or error
             else:
                 failure = failure or error
+                for pending in futures:
+                    pending.cancel()  # not started yet: nothing more to spend on a failed chunk
         if failure is not None:
             raise failure
         return result
