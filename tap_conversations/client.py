@@ -232,10 +232,10 @@ class ApiClient:
             body = {}
         code = body.get("error")
         if status == 401:  # noqa: PLR2004
-            error = AuthenticationError(endpoint)
+            rejected = AuthenticationError(endpoint)
             with self._lock:
-                self._auth_error = self._auth_error or error
-            return error
+                self._auth_error = self._auth_error or rejected
+            return rejected
         if status == 403:  # noqa: PLR2004
             if code == "recordings_disabled":
                 return RecordingsDisabledError(endpoint)
