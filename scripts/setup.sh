@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Set up this project on a fresh machine (idempotent; safe to run again).
+#
+#   bash scripts/setup.sh                 # project venv + Meltano + every Meltano plugin
+#   bash scripts/setup.sh PLUGIN...       # ... only these plugins (e.g. tap-conversations target-postgres)
+#
+# What it makes:
+#   .venv/          the project, editable, with the dev extras (pytest, ruff, mypy, psycopg, ...)
+#   .venv/meltano/  Meltano itself, in its own venv (its pins, e.g. SQLAlchemy, differ from
+#                   the tap's; Meltano runs the tap from its own plugin venv anyway)
+#   .meltano/       the plugin venvs Meltano installs from meltano.yml (pinned pip_urls)
+#
+# Environment: PYTHON (default python3, must be >= 3.10), MELTANO_VERSION (default 4.4.1).
+# As root on Debian/Ubuntu it apt-installs python3 and python3-venv when they are missing.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+PYTHON="${PYTHON:-python3}"
+MELTANO_VERSION="${MELTANO_VERSION:-4.4.1}"
+VENV="$ROOT/.venv"
+MELTANO_VENV="$VENV/meltano"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+apt_install() {
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: missing $*; install it (Debian/Ubuntu: apt-get install -y $*) and re-run" >&2
+        exit 1
+    fi
+    log "apt-get install $*"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- Python with venv ------------------------------------------------------------------
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    apt_install python3 python3-venv python3-pip
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+    echo "setup.sh: $PYTHON is $("$PYTHON" --version 2>&1); this project needs Python >= 3.10 (set PYTHON=...)" >&2
+    exit 1
+fi
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+PY_MINOR=$("$PYTHON" -c 'import sys; print(sys.version_info[1])')
+
+# --- the project venv ------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV with $("$PYTHON" --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ "$(cat "$VENV/.setup-stamp" 2>/dev/null || true)" != "$stamp" ]] || [[ ! -x "$VENV/bin/tap-conversations" ]]; then
+    log "installing the project (editable) with the dev extras into .venv"
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    echo "$stamp" >"$VENV/.setup-stamp"
+else
+    log "project venv up to date (.venv)"
+fi
+
+# --- Meltano, in its own venv ----------------------------------------------------------
+if [[ "$("$MELTANO_VENV/bin/meltano" --version 2>/dev/null || true)" != *"version $MELTANO_VERSION"* ]]; then
+    log "installing meltano==$MELTANO_VERSION into .venv/meltano"
+    [[ -x "$MELTANO_VENV/bin/python" ]] || "$PYTHON" -m venv "$MELTANO_VENV"
+    "$MELTANO_VENV/bin/python" -m pip install -q --upgrade pip
+    "$MELTANO_VENV/bin/python" -m pip install -q "meltano==$MELTANO_VERSION"
+else
+    log "meltano $MELTANO_VERSION present (.venv/meltano)"
+fi
+
+# --- Meltano plugins -------------------------------------------------------------------
+plugins=("$@")
+if [[ ${#plugins[@]} -eq 0 ]]; then
+    plugins=(tap-conversations target-postgres target-duckdb)
+    if [[ $PY_MINOR -ge 13 ]]; then
+        # target-duckdb is pinned to duckdb 1.0.0, which has no wheels for Python >= 3.13.
+        echo "setup.sh: Python 3.$PY_MINOR: skipping target-duckdb (duckdb 1.0.0 has no wheel for it)" >&2
+        plugins=(tap-conversations target-postgres)
+    fi
+fi
+log "meltano install ${plugins[*]}"
+MELTANO_SEND_ANONYMOUS_USAGE_STATS=false "$MELTANO_VENV/bin/meltano" install "${plugins[@]}"
+
+log "setup done: .venv (project), .venv/meltano/bin/meltano, plugins: ${plugins[*]}"
