@@ -22,6 +22,7 @@ With ``CI=true`` a missing meltano or PostgreSQL fails the test; elsewhere it sk
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+import yaml
 
 from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
 
@@ -160,6 +162,37 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     # Up to date after scripts/setup.sh: then this only checks the plugin venvs.
     tool.run("install", "tap-conversations", "target-postgres")
     return tool
+
+
+def test_meltano_yml_is_valid_and_defines_every_plugin_fully(meltano: Meltano) -> None:
+    """meltano.yml passes Meltano's own schema and inherits nothing from Meltano Hub."""
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text())
+    schemas = sorted(meltano.exe.parent.parent.glob("lib/python3*/site-packages/meltano/schemas"))
+    if schemas:
+        schema = json.loads((schemas[-1] / "meltano.schema.json").read_text())
+        # imported by name: jsonschema ships no type stubs (dev extras have none for it)
+        importlib.import_module("jsonschema").validate(project, schema)
+    assert "version" not in project, "use requires_meltano, not the deprecated version key"
+    assert project["requires_meltano"]
+    plugins = [p for kind in project["plugins"].values() for p in kind]
+    assert {p["name"] for p in plugins} >= {"tap-conversations", "target-duckdb", "target-postgres"}
+    for plugin in plugins:
+        if "inherit_from" in plugin:
+            continue
+        name = plugin["name"]
+        assert "variant" not in plugin, f"{name}: a bare variant inherits from the Hub"
+        for key in ("namespace", "pip_url", "executable", "settings"):
+            assert plugin.get(key), f"{name}: no {key}"
+        requirements = plugin["pip_url"].split()
+        assert requirements == ["-e", "."] or all("==" in r for r in requirements), (
+            f"{name}: pip_url not pinned: {plugin['pip_url']}"
+        )
+    tap = next(p for p in plugins if p["name"] == "tap-conversations")
+    settings = {s["name"]: s for s in tap["settings"]}
+    assert settings["api_token"].get("sensitive") is True
+    assert settings["start_date"]["kind"] == "date_iso8601"
+    assert settings["max_requests_per_minute"]["kind"] == "integer"
+    assert settings["mediums"]["kind"] == "array"
 
 
 # --- postgres ----------------------------------------------------------------------
