@@ -19,6 +19,15 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
+# duckdb 1.0.0 (see meltano.yml) has wheels for CPython 3.10-3.12 only.
+py="${PYTHON:-python3}"
+if command -v "$py" >/dev/null 2>&1 \
+    && ! "$py" -c 'import sys; sys.exit(0 if sys.version_info < (3, 13) else 1)'; then
+    echo "demo.sh: $py is $("$py" --version 2>&1); the DuckDB loader needs Python 3.10-3.12" \
+        "(duckdb 1.0.0 wheels). Run with PYTHON=python3.12 (or 3.10/3.11)." >&2
+    exit 1
+fi
+
 if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
     bash scripts/setup.sh tap-conversations target-duckdb
 fi
