@@ -336,6 +336,7 @@ def test_meltano_run_into_postgres_then_incremental_from_stored_state(  # noqa: 
         "TARGET_POSTGRES_USER": postgres.user,
         "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
         "TARGET_POSTGRES_DATABASE": postgres.dbname,
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
     }
 
     # --- first run: everything ------------------------------------------------------
