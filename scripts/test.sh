@@ -11,8 +11,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The tests need the tap and target-postgres as Meltano plugins (not the embedded loader).
-bash scripts/setup.sh tap-conversations target-postgres
+# Everything, Meltano plugins included: the end-to-end tests run the tap into
+# target-postgres and into the embedded target-duckdb.
+bash scripts/setup.sh
 
 failed=()
 step() {

@@ -28,6 +28,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -425,3 +426,66 @@ def test_meltano_run_into_postgres_then_incremental_from_stored_state(  # noqa: 
     new_date = _utc(sb.conversation_detail(new)["date"])
     assert _utc(bookmark_after["replication_key_value"]) == max(newest, new_date)
     assert time.monotonic() - started < 180, "the end-to-end test must stay under 3 minutes"
+
+
+# --- the embedded default ------------------------------------------------------------
+
+DUCKDB_COUNTS = """
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+tables = [t for (t,) in con.execute(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tap_conversations'"
+).fetchall()]
+counts = {
+    t: con.execute(f'SELECT count(*) FROM tap_conversations."{t}"').fetchone()[0] for t in tables
+}
+types = dict(con.execute(
+    "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = 'tap_conversations'"
+).fetchall())
+print(json.dumps({"counts": counts, "types": types}))
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 13),
+    reason="the embedded loader pins duckdb 1.0.0, which has no wheels for Python >= 3.13",
+)
+def test_meltano_run_into_duckdb_loads_every_row(
+    meltano: Meltano,
+    sandbox_factory: Callable[..., Sandbox],
+    tmp_path: Path,
+) -> None:
+    """The embedded default keeps every row (unpinned duckdb silently drops some)."""
+    meltano.run("install", "target-duckdb")
+    sb = sandbox_factory(seed=7, conversations=60, rate_limit=100_000)
+    database = tmp_path / "warehouse.duckdb"
+    meltano.run(
+        "run",
+        "--full-refresh",
+        "tap-conversations",
+        "target-duckdb",
+        extra_env={
+            "TAP_CONVERSATIONS_API_URL": sb.base_url,
+            "TAP_CONVERSATIONS_API_TOKEN": sb.token,
+            "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+            "TARGET_DUCKDB_FILEPATH": str(database),
+            "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": SCHEMA,
+        },
+    )
+    python = REPO_ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+    result = subprocess.run(  # noqa: S603 - the loader's own interpreter, fixed script
+        [str(python), "-c", DUCKDB_COUNTS, str(database)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    landed = json.loads(result.stdout)
+    # Without a `select`, Meltano selects every stream, transcript_segments included.
+    assert landed["counts"] == sandbox_truth(sb)
+    types = landed["types"]
+    assert types["conversations.date"].startswith("TIMESTAMP")
+    for column in ("conversations.department", "conversations.participants", "teams.members"):
+        assert types[column] == "JSON", (column, types[column])
