@@ -144,7 +144,7 @@ class Meltano:
 
 @pytest.fixture(scope="module")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """Meltano with the tap and target-postgres installed (once per session)."""
+    """Meltano with the tap and target-postgres installed (once for this module)."""
     exe = find_meltano()
     if exe is None:
         unavailable(
