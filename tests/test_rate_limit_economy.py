@@ -1,0 +1,503 @@
+"""Issue 4, the rate-limit economy, proven with the sandbox's counters.
+
+Fewest requests per conversation, pacing at the token's limit without 429s,
+Retry-After honoured by every thread, transient faults survived in seconds,
+the daily quota spent once per conversation across runs, overlapping requests
+with a deterministic order, and progress lines at a steady cadence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from tap_conversations import progress
+from tests.harness import ALL_STREAMS, SyncOutput, run_sync, tap_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from tests.sandbox import Sandbox
+
+PAGE = 25
+DETAIL = "/conversations/{id}"
+CORE = ["conversations", "transcripts", "insights"]
+PER_CONVERSATION = ["conversations", "transcripts", "insights", "summaries", "recordings"]
+TAP = Path(sys.executable).with_name("tap-conversations")
+_CONVERSATION_PATH = re.compile(r"/conversations/([0-9a-fA-F-]{36})(?:/|\?|$)")
+
+
+def truth(sb: Sandbox) -> list[str]:
+    """Listed conversation ids in the tap's emit order: ascending (date, id)."""
+    return [c["id"] for c in sorted(sb.listed_conversations(), key=lambda c: (c["date"], c["id"]))]
+
+
+def insight_truth(sb: Sandbox, conversation_ids: Iterable[str]) -> list[str]:
+    return [i["id"] for c in conversation_ids for i in sb.insights(c)]
+
+
+def list_requests(sb: Sandbox) -> int:
+    """Pages of the tap's inclusive-date_to walk (see tests/test_sync.py)."""
+    date_to: str | None = None
+    pages = 0
+    while True:
+        matching = sb.listed_conversations(date_to=date_to)
+        page = matching[:PAGE]
+        pages += 1
+        if len(matching) <= PAGE:
+            return pages
+        date_to = min(item["date"] for item in page)
+
+
+def transcript_probe(sb: Sandbox) -> int:
+    """1 when the first conversation has no transcript: the tap probes the scope once."""
+    return 1 if sb.transcript(truth(sb)[0]) is None else 0
+
+
+def assert_exact_records(out: SyncOutput, sb: Sandbox, streams: Iterable[str]) -> None:
+    """Every selected per-conversation stream holds exactly the sandbox's truth, in order."""
+    ids = truth(sb)
+    wanted = set(streams)
+    assert out.ids("conversations") == ids
+    if "transcripts" in wanted:
+        assert out.ids("transcripts", "conversation_id") == [
+            c for c in ids if sb.transcript(c) is not None
+        ]
+    if "insights" in wanted:
+        assert out.ids("insights") == insight_truth(sb, ids)
+    if "summaries" in wanted:
+        assert out.ids("summaries", "conversation_id") == [
+            c for c in ids if sb.summary(c) is not None
+        ]
+    if "recordings" in wanted:
+        assert out.ids("recordings", "conversation_id") == ids
+
+
+def record_keys(out: SyncOutput) -> list[tuple[str, Any]]:
+    """(stream, primary key) of every record, in the order written."""
+    keys = {"transcripts": "conversation_id", "summaries": "conversation_id"}
+    return [
+        (m["stream"], m["record"][keys.get(m["stream"], "id")])
+        for m in out.messages
+        if m["type"] == "RECORD"
+    ]
+
+
+@dataclass(frozen=True)
+class Answered:
+    conversation_id: str | None
+    status: int
+
+
+class ServerLog:
+    """Every request the sandbox answered, with the conversation id in its path."""
+
+    def __init__(self, sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entries: list[Answered] = []
+        self._lock = threading.Lock()
+        original = sb.handle_request
+
+        def handle(method: str, target: str, authorization: str | None, body: bytes) -> Any:
+            reply = original(method, target, authorization, body)
+            match = _CONVERSATION_PATH.search(target)
+            entry = Answered(match.group(1) if match else None, reply.status)
+            with self._lock:
+                self.entries.append(entry)
+            return reply
+
+        monkeypatch.setattr(sb, "handle_request", handle)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+
+    def charged_ids(self) -> set[str]:
+        """Conversations answered 200 on any per-conversation endpoint (quota spent)."""
+        with self._lock:
+            return {
+                e.conversation_id for e in self.entries if e.conversation_id and e.status == 200
+            }
+
+
+# --- fewest requests ---------------------------------------------------------------------
+
+
+def endpoint_totals(sb: Sandbox) -> dict[str, int]:
+    return {ep: sum(by_status.values()) for ep, by_status in sb.counters.by_endpoint().items()}
+
+
+def test_conversations_transcripts_insights_cost_one_request_per_conversation(
+    sandbox: Sandbox,
+) -> None:
+    out = run_sync(tap_config(sandbox), streams=CORE)
+    n = len(truth(sandbox))
+    probe = transcript_probe(sandbox)
+    expected = {"/conversations": list_requests(sandbox), DETAIL: n}
+    if probe:
+        expected["/conversations/{id}/transcript"] = probe
+    assert endpoint_totals(sandbox) == expected
+    assert list_requests(sandbox) == math.ceil(n / PAGE)
+    assert sandbox.counters.requests() / n <= 1 + 1 / PAGE + 1 / n
+    assert_exact_records(out, sandbox, CORE)
+
+
+def test_recordings_cost_exactly_one_more_request_per_conversation(sandbox: Sandbox) -> None:
+    out = run_sync(tap_config(sandbox), streams=[*CORE, "recordings"])
+    n = len(truth(sandbox))
+    totals = endpoint_totals(sandbox)
+    assert totals.pop("/conversations/{id}/recording") == n
+    assert totals.pop(DETAIL) == n
+    assert totals.pop("/conversations") == list_requests(sandbox)
+    assert totals == ({"/conversations/{id}/transcript": 1} if transcript_probe(sandbox) else {})
+    assert_exact_records(out, sandbox, [*CORE, "recordings"])
+
+
+def test_summaries_cost_one_request_per_conversation_that_has_one(sandbox: Sandbox) -> None:
+    out = run_sync(tap_config(sandbox), streams=["conversations", "summaries"])
+    ids = truth(sandbox)
+    with_summary = [c for c in ids if sandbox.summary(c) is not None]
+    assert 0 < len(with_summary) < len(ids), "the sandbox has conversations without a summary"
+    assert endpoint_totals(sandbox) == {
+        "/conversations": list_requests(sandbox),
+        DETAIL: len(ids),
+        "/conversations/{id}/summary": len(with_summary),
+    }
+    assert sandbox.counters.requests(status=404) == 0, "no request for a summary that is null"
+    assert_exact_records(out, sandbox, ["conversations", "summaries"])
+
+
+def test_every_stream_costs_at_most_three_requests_per_conversation(sandbox: Sandbox) -> None:
+    run_sync(tap_config(sandbox), streams=ALL_STREAMS)
+    n = len(truth(sandbox))
+    per_conversation = sum(
+        count for ep, count in endpoint_totals(sandbox).items() if ep.startswith("/conversations")
+    )
+    assert per_conversation / n <= 3 + 1 / PAGE + 1 / n
+    fixed = sandbox.counters.requests() - per_conversation
+    assert fixed == 5, "account, users, teams, departments, webhook deliveries: one each"
+
+
+# --- pacing ------------------------------------------------------------------------------
+
+#: The sandbox's real limit, short for test speed: 20 per 2 s = 600/min.
+LIMIT, WINDOW = 20, 2.0
+TRUE_RPM = int(LIMIT * 60 / WINDOW)
+
+
+def timed_sync(config: dict[str, Any], streams: list[str]) -> tuple[SyncOutput, float]:
+    started = time.monotonic()
+    out = run_sync(config, streams=streams)
+    return out, time.monotonic() - started
+
+
+def test_pacing_at_the_true_limit_meets_no_429(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sb = sandbox_factory(conversations=80, rate_limit=LIMIT, rate_window_seconds=WINDOW)
+    out, wall = timed_sync(tap_config(sb, max_requests_per_minute=TRUE_RPM), CORE)
+    requests_sent = sb.counters.requests()
+    assert requests_sent > 2 * LIMIT, "the sync spans more than two windows"
+    assert sb.counters.requests(status=429) == 0
+    floor = (requests_sent - 1) * WINDOW / LIMIT
+    assert floor <= wall <= 1.10 * floor, "close to the limit, with no idle seconds"
+    assert_exact_records(out, sb, CORE)
+
+
+def test_pacing_above_the_true_limit_meets_429s_and_still_completes(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sb = sandbox_factory(conversations=80, rate_limit=LIMIT, rate_window_seconds=WINDOW)
+    out, _ = timed_sync(tap_config(sb, max_requests_per_minute=10 * TRUE_RPM), CORE)
+    assert sb.counters.requests(status=429) > 0
+    assert sb.counters.retry_after_violations() == 0
+    assert sb.counters.requests(status=200) == sb.counters.requests() - sb.counters.requests(
+        status=429
+    )
+    assert_exact_records(out, sb, CORE)
+
+
+@dataclass(frozen=True)
+class Sent:
+    thread: str
+    at: float
+    status: int
+    retry_after: float | None
+
+
+def test_retry_after_is_shared_by_every_thread(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = sandbox_factory(conversations=40)
+    sb.faults.rate_limited_rate = 0.12  # a 429 with Retry-After: 1 now and then
+    sb.faults.endpoints = {DETAIL}
+    sent: list[Sent] = []
+    lock = threading.Lock()
+    original_get = requests.Session.get
+
+    def get(self: requests.Session, url: str | bytes, **kwargs: Any) -> requests.Response:
+        at = time.monotonic()
+        response = original_get(self, url, **kwargs)
+        header = response.headers.get("Retry-After")
+        with lock:
+            sent.append(
+                Sent(
+                    threading.current_thread().name,
+                    at,
+                    response.status_code,
+                    float(header) if header else None,
+                )
+            )
+        return response
+
+    monkeypatch.setattr(requests.Session, "get", get)
+    config = tap_config(sb, max_requests_per_minute=1200, max_parallel_requests=4)
+    out = run_sync(config, streams=CORE)
+
+    assert_exact_records(out, sb, CORE)
+    limited = [s for s in sent if s.status == 429]
+    assert len(limited) >= 2
+    assert sb.counters.requests(status=429) == len(limited)
+    assert sb.counters.retry_after_violations() == 0
+    sent.sort(key=lambda s: s.at)
+    others_held = False
+    for i, request in enumerate(sent):
+        if request.status != 429:
+            continue
+        assert request.retry_after == 1.0
+        # Nothing at all is sent during the Retry-After, from this thread or another.
+        assert sent[i + 1].at - request.at >= request.retry_after
+        others_held |= any(s.thread != request.thread for s in sent[i + 1 : i + 4])
+    assert others_held, "threads without the 429 had requests waiting, and waited too"
+    assert len({s.thread for s in sent if s.thread.startswith("fetch")}) == 4
+
+
+# --- transient faults --------------------------------------------------------------------
+
+
+def test_a_503_every_7th_request_costs_seconds_not_minutes(sandbox: Sandbox) -> None:
+    sandbox.faults.error_every = 7
+    out, wall = timed_sync(tap_config(sandbox), CORE)
+    assert_exact_records(out, sandbox, CORE)
+    failed = sandbox.counters.requests(status=503)
+    assert failed == sandbox.counters.faults_injected["error_every"] >= 10
+    answered = len(truth(sandbox)) + list_requests(sandbox) + transcript_probe(sandbox)
+    assert sandbox.counters.requests() == answered + failed, "each 503 retried once, no more"
+    assert wall < 6.0, f"{failed} 503s took {wall:.1f} s (a plain SDK tap: 202 s)"
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"error_rate": 0.1},
+        {"slow_rate": 0.04, "slow_seconds": 3.0},
+        {"drop_rate": 0.1},
+        {"truncate_rate": 0.1},
+        {"html_rate": 0.1},
+        {"non_json_rate": 0.1},
+    ],
+    ids=["5xx", "timeouts", "drops", "truncated", "html-502", "non-json-200"],
+)
+def test_transient_faults_are_survived_with_every_record(
+    sandbox_factory: Callable[..., Sandbox], knobs: dict[str, float]
+) -> None:
+    sb = sandbox_factory(conversations=60)
+    for name, value in knobs.items():
+        setattr(sb.faults, name, value)
+    out, wall = timed_sync(tap_config(sb, request_timeout_seconds=1), PER_CONVERSATION)
+    assert_exact_records(out, sb, PER_CONVERSATION)
+    injected = sum(sb.counters.faults_injected.values())
+    assert injected > 0
+    ids = truth(sb)
+    assert sb.counters.requests(endpoint=DETAIL) - len(ids) <= injected, "one retry per fault"
+    assert wall < 15.0
+
+
+# --- quota -------------------------------------------------------------------------------
+
+QUOTA_CONVERSATIONS = 100  # 74 of them inside the 30-day listing
+
+
+@pytest.mark.parametrize(
+    ("streams", "parallel"),
+    [(CORE, 1), (CORE, 4), (PER_CONVERSATION, 4)],
+    ids=["core-serial", "core-parallel", "all-parallel"],
+)
+def test_quota_stops_cleanly_and_resumes_without_refetching(
+    sandbox_factory: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    streams: list[str],
+    parallel: int,
+) -> None:
+    """Q a day for N conversations: ⌈N/Q⌉ daily runs, each conversation charged once.
+
+    Recordings answer slowly here (0.1 s), so with every stream selected the last
+    conversation inside the quota is between its requests when its three companions
+    in flight are answered quota_exceeded. Its quota is spent already: its
+    remaining requests are free and it must be emitted today, not charged again
+    tomorrow.
+    """
+    sb = sandbox_factory(conversations=QUOTA_CONVERSATIONS)
+    sb.faults.slow_rate, sb.faults.slow_seconds = 1.0, 0.1
+    sb.faults.endpoints = {"/conversations/{id}/recording"}
+    order = truth(sb)
+    quota = len(order) // 2 + 1  # the quota runs out at the first of 4 in flight
+    sb.set_daily_quota(quota)
+    log = ServerLog(sb, monkeypatch)
+    config = tap_config(sb, max_parallel_requests=parallel)
+    runs = math.ceil(len(order) / quota)
+    state: dict[str, Any] | None = None
+    emitted: list[str] = []
+    for day in range(runs):
+        log.clear()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tap_conversations"):
+            out = run_sync(config, state=state, streams=streams)
+        ids = out.ids("conversations")
+        assert ids == sorted(ids, key=order.index), "ascending (date, id)"
+        assert set(ids) == log.charged_ids(), "quota spent only on conversations emitted"
+        assert sb.counters.quota_used() == len(ids)
+        again = set(ids) & set(emitted)
+        assert all(sb.summary(c) is None for c in again), "only pending ones come again"
+        new = [c for c in ids if c not in emitted]
+        if parallel == 1:
+            assert new == order[len(emitted) : len(emitted) + len(new)]
+        emitted += new
+        quota_warnings = [r.getMessage() for r in caplog.records if "quota" in r.getMessage()]
+        if day < runs - 1:
+            assert len(ids) == quota
+            assert len(quota_warnings) == 1, quota_warnings
+            assert quota_warnings[0].startswith("The token's daily conversation quota")
+        else:
+            assert quota_warnings == []
+        assert_children_match(out, sb, ids, streams)
+        state = out.state
+        sb.new_day()
+
+    assert sorted(emitted) == sorted(order), f"all {len(order)} done in {runs} daily runs"
+    log.clear()
+    out = run_sync(config, state=state, streams=streams)
+    assert all(sb.summary(c) is None for c in log.charged_ids())
+    assert set(out.ids("conversations")) == log.charged_ids()
+
+
+def assert_children_match(out: SyncOutput, sb: Sandbox, ids: list[str], streams: list[str]) -> None:
+    """The children of exactly the conversations emitted in this run."""
+    if "insights" in streams:
+        assert out.ids("insights") == insight_truth(sb, ids)
+    if "recordings" in streams:
+        assert out.ids("recordings", "conversation_id") == ids
+
+
+def test_quota_stop_via_the_cli_exits_0_and_its_last_state_resumes(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sb = sandbox_factory(conversations=QUOTA_CONVERSATIONS)
+    order = truth(sb)
+    quota = 30
+    sb.set_daily_quota(quota)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tap_config(sb)))
+    state_file = tmp_path / "state.json"
+    state_file.write_text("{}")
+    emitted: list[str] = []
+    runs = math.ceil(len(order) / quota)
+    for day in range(runs + 1):
+        done = subprocess.run(  # noqa: S603  # our own entry point
+            [str(TAP), "--config", str(config), "--state", str(state_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        ids = SyncOutput(messages).ids("conversations")
+        states = [m["value"] for m in messages if m["type"] == "STATE"]
+        stopped = "daily conversation quota is used up" in done.stderr
+        assert stopped == (len(order) - len(emitted) > quota), day
+        if stopped:
+            assert re.search(r"WARNING.*daily conversation quota is used up", done.stderr)
+            assert states[-1]["bookmarks"]["conversations"]["replication_key_value"]
+        if ids:
+            assert "conversations done:" in done.stderr, "the progress summary is on stderr"
+        assert all(sb.summary(c) is None for c in set(ids) & set(emitted)), "no refetch"
+        emitted += [c for c in ids if c not in emitted]
+        state_file.write_text(json.dumps(states[-1]))
+        sb.new_day()
+        if day == runs - 1:
+            assert sorted(emitted) == sorted(order), f"all done in {runs} runs"
+    assert ids == [c for c in ids if sb.summary(c) is None], "a run after the last fetches nothing"
+
+
+# --- overlap -----------------------------------------------------------------------------
+
+
+def test_overlapping_requests_keep_the_order_of_a_serial_sync(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    outputs: dict[int, SyncOutput] = {}
+    in_flight: dict[int, int] = {}
+    walls: dict[int, float] = {}
+    for parallel in (1, 4):
+        sb = sandbox_factory(conversations=40, latency_ms=60)
+        outputs[parallel], walls[parallel] = timed_sync(
+            tap_config(sb, max_parallel_requests=parallel), CORE
+        )
+        assert_exact_records(outputs[parallel], sb, CORE)
+        in_flight[parallel] = sb.counters.max_in_flight
+    assert in_flight == {1: 1, 4: 4}, "a bounded pool, used to the full"
+    assert record_keys(outputs[4]) == record_keys(outputs[1])
+    assert outputs[4].ids("insights") == outputs[1].ids("insights")
+    assert walls[4] < walls[1] / 2
+
+
+# --- progress ----------------------------------------------------------------------------
+
+PROGRESS = re.compile(
+    r"conversations: (?P<done>\d+)/(?P<total>\d+) \(\d+%\), (?P<requests>\d+) requests "
+    r"\((?P<per>[\d.]+)/conversation\), quota used this run: (?P<quota>\d+), "
+    r"elapsed \d+ s, ETA (?P<eta>\d+) s at (?P<rpm>\d+)/min"
+)
+FINAL = re.compile(r"conversations done: (?P<done>\d+)/(?P<total>\d+) \(100%\), (?P<req>\d+) req")
+
+
+def test_progress_lines_come_at_a_steady_cadence(
+    sandbox_factory: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(progress, "PROGRESS_INTERVAL_SECONDS", 0.3)
+    sb = sandbox_factory(conversations=100)
+    rpm = 1200
+    with caplog.at_level(logging.INFO, logger="tap_conversations"):
+        out = run_sync(tap_config(sb, max_requests_per_minute=rpm), streams=CORE)
+    n = len(truth(sb))
+    lines = [r.getMessage() for r in caplog.records if "conversations" in r.getMessage()]
+    steps = [m for m in map(PROGRESS.search, lines) if m]
+    finals = [m for m in map(FINAL.search, lines) if m]
+    assert len(finals) == 1
+    assert 2 <= len(steps) <= math.ceil(n / PAGE), lines
+    records = len([m for m in out.messages if m["type"] == "RECORD"])
+    assert len(steps) + 1 < records / 50, "a line per interval, not per record"
+    for step in steps:
+        done, requests_spent = int(step["done"]), int(step["requests"])
+        assert int(step["total"]) == n
+        assert int(step["quota"]) == done
+        assert done % PAGE == 0 or done == n, "a line after a chunk, when the interval passed"
+        remaining = (n - done) * requests_spent / done * 60 / rpm
+        assert abs(int(step["eta"]) - remaining) <= 1
+        assert int(step["rpm"]) == rpm
+    per_conversation = sb.counters.requests() - sb.counters.requests(endpoint="/conversations")
+    assert finals[0]["done"] == finals[0]["total"] == str(n)
+    assert int(finals[0]["req"]) == per_conversation
