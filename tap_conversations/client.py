@@ -60,6 +60,14 @@ def endpoint_of(path: str) -> str:
     return _UUID.sub("{id}", path)
 
 
+def _conversation_of(path: str) -> str | None:
+    """The conversation id of a per-conversation path (the quota's unit), else None."""
+    if not path.startswith("/conversations/"):
+        return None
+    match = _UUID.search(path)
+    return match.group(0) if match else path.split("/")[2]
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
     if not value:
@@ -117,6 +125,8 @@ class ApiClient:
         self._lock = threading.Lock()
         self._quota_error: QuotaExceededError | None = None
         self._auth_error: AuthenticationError | None = None
+        #: Conversations answered this run: touching them again the same day is free.
+        self._touched: set[str] = set()
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
         session.mount("http://", adapter)
@@ -182,8 +192,9 @@ class ApiClient:
         endpoint = endpoint_of(path)
         if self._auth_error is not None:
             raise self._auth_error  # a rejected token stays rejected: send nothing more
-        if self._quota_error is not None and endpoint.startswith("/conversations/"):
-            # Every further per-conversation request would only be answered 429 too.
+        conversation_id = _conversation_of(path)
+        if self._quota_error is not None and conversation_id not in self._touched:
+            # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
         self.pacer.acquire()
         with self._lock:
@@ -200,7 +211,11 @@ class ApiClient:
         with self._lock:
             self.stats.statuses[response.status_code] += 1
         if response.status_code < 300:  # noqa: PLR2004
-            return self._decode(response, endpoint)
+            payload = self._decode(response, endpoint)
+            if conversation_id is not None:
+                with self._lock:
+                    self._touched.add(conversation_id)
+            return payload
         raise self._error_for(response, endpoint)
 
     def _decode(self, response: requests.Response, endpoint: str) -> dict[str, Any]:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+#: Slots are this much wider than the limit allows: any limit + 1 consecutive requests
+#: then span 1% more than the server's window (0.6 s of a minute), so jitter between
+#: sending and the server's clock cannot squeeze one request too many into a window.
+SAFETY_MARGIN = 0.01
+
+
 @dataclass
 class PacerStats:
     """What the pacer did, for progress lines and benchmarks."""
@@ -51,7 +57,7 @@ class RequestPacer:
             msg = "requests_per_minute must be at least 1"
             raise ValueError(msg)
         self.requests_per_minute = requests_per_minute
-        self.interval = 60.0 / requests_per_minute
+        self.interval = 60.0 / requests_per_minute * (1 + SAFETY_MARGIN)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
