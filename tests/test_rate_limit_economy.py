@@ -391,6 +391,23 @@ def test_quota_stops_cleanly_and_resumes_without_refetching(
     assert set(out.ids("conversations")) == log.charged_ids()
 
 
+def test_after_a_quota_stop_the_other_streams_still_sync(
+    sandbox_factory: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The quota counts conversations only: /users, /teams, ... are not refused by it."""
+    sb = sandbox_factory(conversations=QUOTA_CONVERSATIONS)
+    sb.set_daily_quota(10)
+    with caplog.at_level(logging.WARNING, logger="tap_conversations"):
+        out = run_sync(tap_config(sb), streams=ALL_STREAMS)
+    assert len(out.ids("conversations")) == 10
+    assert any("Other streams continue" in r.getMessage() for r in caplog.records)
+    assert out.ids("account") == [sb.account()["id"]]
+    assert out.ids("users") == [u["id"] for u in sb.users()]
+    assert out.ids("teams") == [t["id"] for t in sb.teams()]
+    assert out.ids("departments") == [d["id"] for d in sb.departments()]
+    assert sorted(out.ids("webhook_deliveries")) == sorted(d["id"] for d in sb.webhook_deliveries())
+
+
 def assert_children_match(out: SyncOutput, sb: Sandbox, ids: list[str], streams: list[str]) -> None:
     """The children of exactly the conversations emitted in this run."""
     if "insights" in streams:
