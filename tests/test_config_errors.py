@@ -186,3 +186,21 @@ def test_settings_check_names_the_setting(changes: dict[str, Any], setting: str)
     message = str(caught.value)
     assert message.startswith(f"Setting {setting} ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("suffix", ["", "/api/v2"])
+def test_wrong_api_url_path_points_to_the_setting(
+    sandbox: Sandbox, tmp_path: Path, suffix: str
+) -> None:
+    """A base URL without (or with the wrong) version path: every endpoint answers 404.
+
+    "GET /me answered 404 (not found or not available yet)" sends the user looking for
+    a missing resource; /me always exists, so its 404 means api_url is wrong.
+    """
+    config = tap_config(sandbox)
+    config["api_url"] = sandbox.base_url.removesuffix("/api/v1") + suffix
+    for args in ((), ("--test",)):
+        result = run_cli(tmp_path, config, *args)
+        assert result.returncode != 0
+        assert_no_traceback(result)
+        assert "api_url" in result.error_lines[-1], result.error_lines

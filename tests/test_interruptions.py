@@ -1,0 +1,241 @@
+"""A sync killed at random points and resumed from its last STATE loses nothing.
+
+The real CLI runs against a sandbox, paced so that a sync lasts a few seconds, and is
+killed (SIGTERM or SIGKILL) at seeded points: after k STATE lines, after k records,
+after t seconds, twice in a row. Like a target, the test keeps only what came before
+the last STATE line of a killed run (a target commits at STATE), re-runs with that
+state, and checks that the union of what it kept equals the sandbox's truth for
+conversations, transcripts and insights, exact ids.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.harness import catalog_selecting, tap_config
+from tests.test_reliability import TAP_EXE, cli_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.sandbox import Sandbox
+
+STREAMS = ("conversations", "transcripts", "insights")
+KEYS = {"conversations": "id", "transcripts": "conversation_id", "insights": "id"}
+CONVERSATIONS = 100
+#: ~85 requests at this pace: a sync of about 2.5 s.
+PACE = 2000
+SEED = 20261124
+
+
+@dataclass
+class Kill:
+    """When to kill a run: after `states` STATE lines, `records` RECORD lines or `seconds`."""
+
+    sig: signal.Signals
+    states: int | None = None
+    records: int | None = None
+    seconds: float | None = None
+
+    def due(self, lines: list[str], elapsed: float) -> bool:
+        """Whether the run has reached the kill point."""
+        if self.seconds is not None:
+            return elapsed >= self.seconds
+        kind, wanted = ("STATE", self.states) if self.states is not None else ("RECORD", 0)
+        if self.records is not None:
+            wanted = self.records
+        return sum(1 for line in lines if f'"type":"{kind}"' in line) >= (wanted or 0)
+
+
+@dataclass
+class Run:
+    """One CLI run: the complete lines it printed, how it ended."""
+
+    lines: list[str]
+    returncode: int
+    killed: bool
+    seconds: float
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for line in self.lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # the line a kill cut in half
+            if isinstance(message, dict):
+                self.messages.append(message)
+
+    def committed(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """(records up to the last STATE, that STATE's value): what a target keeps."""
+        last = max((i for i, m in enumerate(self.messages) if m["type"] == "STATE"), default=-1)
+        kept = self.messages[: last + 1]
+        records = [m for m in kept if m["type"] == "RECORD"]
+        state = self.messages[last]["value"] if last >= 0 else None
+        return records, state
+
+
+def run_until(
+    workdir: Path, config: dict[str, Any], state: dict[str, Any] | None, kill: Kill | None
+) -> Run:
+    """Run the CLI; kill it at `kill` (None: let it finish)."""
+    (workdir / "config.json").write_text(json.dumps(config))
+    (workdir / "catalog.json").write_text(json.dumps(catalog_selecting(config, STREAMS)))
+    command = [TAP_EXE, "--config", "config.json", "--catalog", "catalog.json"]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        command += ["--state", "state.json"]
+    lines: list[str] = []
+    with (workdir / "stderr.txt").open("ab") as stderr:
+        started = time.monotonic()
+        process = subprocess.Popen(  # noqa: S603  # our own executable
+            command, cwd=workdir, stdout=subprocess.PIPE, stderr=stderr, env=cli_env()
+        )
+        assert process.stdout is not None
+        stdout = process.stdout
+
+        def read() -> None:
+            lines.extend(raw.decode("utf-8", errors="replace").rstrip("\n") for raw in stdout)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        killed = False
+        while process.poll() is None:
+            if kill is not None and kill.due(list(lines), time.monotonic() - started):
+                process.send_signal(kill.sig)
+                killed = True
+                break
+            time.sleep(0.005)
+        returncode = process.wait(timeout=120)
+        reader.join(timeout=10)
+    return Run(lines, returncode, killed, time.monotonic() - started)
+
+
+def truth(sandbox: Sandbox) -> dict[str, set[str]]:
+    ids = [c["id"] for c in sandbox.listed_conversations()]
+    return {
+        "conversations": set(ids),
+        "transcripts": {c for c in ids if sandbox.transcript(c) is not None},
+        "insights": {i["id"] for c in ids for i in sandbox.insights(c)},
+    }
+
+
+def kept_ids(records: list[dict[str, Any]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {stream: set() for stream in STREAMS}
+    for message in records:
+        stream = message["stream"]
+        if stream in out:
+            out[stream].add(message["record"][KEYS[stream]])
+    return out
+
+
+def _scenarios() -> list[tuple[str, list[Kill]]]:
+    rng = random.Random(SEED)
+    term, kill9 = signal.SIGTERM, signal.SIGKILL
+    return [
+        ("sigkill_after_first_state", [Kill(kill9, states=1)]),
+        ("sigterm_after_random_state", [Kill(term, states=rng.randint(2, 3))]),
+        ("sigkill_mid_chunk", [Kill(kill9, records=rng.randint(30, 45))]),
+        ("sigterm_at_random_time", [Kill(term, seconds=round(rng.uniform(0.8, 1.6), 2))]),
+        (
+            "killed_twice",
+            [
+                Kill(kill9, seconds=round(rng.uniform(0.6, 1.2), 2)),
+                Kill(term, states=rng.randint(1, 2)),
+            ],
+        ),
+        ("sigkill_before_any_state", [Kill(kill9, records=3)]),
+    ]
+
+
+SCENARIOS = _scenarios()
+
+
+@pytest.fixture(scope="module")
+def paced_sandbox() -> Iterator[Sandbox]:
+    from tests.sandbox import Sandbox  # noqa: PLC0415
+
+    with Sandbox(seed=5, conversations=CONVERSATIONS, rate_limit=100_000) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize(
+    "kills", [kills for _, kills in SCENARIOS], ids=[name for name, _ in SCENARIOS]
+)
+def test_killed_sync_resumes_without_losing_anything(
+    paced_sandbox: Sandbox, tmp_path: Path, kills: list[Kill]
+) -> None:
+    sb = paced_sandbox
+    config = tap_config(sb, max_requests_per_minute=PACE)
+    expected = truth(sb)
+    assert all(expected.values()), "the sandbox holds data for every stream"
+
+    kept: dict[str, set[str]] = {stream: set() for stream in STREAMS}
+    state: dict[str, Any] | None = None
+    for kill in kills:
+        run = run_until(tmp_path, config, state, kill)
+        assert run.killed, f"the run ended (rc {run.returncode}) before the kill point {kill}"
+        # SIGTERM: the SDK writes a last STATE and exits (0, see test below).
+        assert run.returncode in (0, -signal.SIGTERM, -signal.SIGKILL), run.returncode
+        records, last_state = run.committed()
+        for stream, ids in kept_ids(records).items():
+            kept[stream] |= ids
+        state = last_state or state  # no STATE yet: run again from the previous one
+
+    final = run_until(tmp_path, config, state, None)
+    assert final.returncode == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+    records, _ = final.committed()
+    for stream, ids in kept_ids(records).items():
+        kept[stream] |= ids
+
+    for stream in STREAMS:
+        missing = expected[stream] - kept[stream]
+        extra = kept[stream] - expected[stream]
+        assert not missing, f"{stream}: {len(missing)} lost across the interruption"
+        assert not extra, f"{stream}: {len(extra)} records that are not in the sandbox"
+    # The resumed run did not start over when the state held a conversations bookmark.
+    if state is not None and "replication_key_value" in state["bookmarks"]["conversations"]:
+        final_ids = kept_ids(records)["conversations"]
+        assert len(final_ids) < len(expected["conversations"])
+
+
+def test_state_after_a_kill_is_valid_json_the_tap_accepts(
+    paced_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The last STATE of a SIGKILLed run is complete and is accepted by `--state`."""
+    config = tap_config(paced_sandbox, max_requests_per_minute=PACE)
+    run = run_until(tmp_path, config, None, Kill(signal.SIGKILL, states=2))
+    _, state = run.committed()
+    assert state is not None
+    bookmark = state["bookmarks"]["conversations"]
+    assert bookmark["replication_key"] == "date"
+    assert bookmark["replication_key_value"]
+    again = run_until(tmp_path, config, state, Kill(signal.SIGKILL, seconds=0.6))
+    assert again.killed
+    assert any(m["type"] == "SCHEMA" for m in again.messages)
+
+
+def test_sigterm_ends_with_the_last_state_and_a_failing_exit_code(
+    paced_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A SIGTERMed sync (a scheduler's timeout) is not a success.
+
+    The SDK's handler writes a last STATE (good: the next run resumes there) and then
+    exits 0, so a scheduler records the interrupted sync as a complete one and does
+    not retry it. Expected: the STATE, then a non-zero exit (128 + 15 is the shell's).
+    """
+    config = tap_config(paced_sandbox, max_requests_per_minute=PACE)
+    run = run_until(tmp_path, config, None, Kill(signal.SIGTERM, states=3))
+    assert run.killed
+    assert run.messages[-1]["type"] == "STATE"
+    assert run.returncode != 0
