@@ -239,3 +239,26 @@ def test_sigterm_ends_with_the_last_state_and_a_failing_exit_code(
     assert run.killed
     assert run.messages[-1]["type"] == "STATE"
     assert run.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "bookmark",
+    [
+        {"replication_key": "date", "replication_key_value": "yesterday"},
+        {"replication_key_value": "2026-01-01T00:00:00Z", "seen": ["0b7c2a4e1111"]},
+        {"replication_key_value": "2026-01-01T00:00:00Z", "pending": {"x": "soon"}},
+    ],
+    ids=["bad_date", "seen_not_a_dict", "pending_bad_date"],
+)
+def test_unusable_state_is_one_clear_line(
+    paced_sandbox: Sandbox, tmp_path: Path, bookmark: dict[str, Any]
+) -> None:
+    """A hand-edited or foreign state file: say which part is unusable, no traceback."""
+    config = tap_config(paced_sandbox)
+    state = {"bookmarks": {"conversations": bookmark}}
+    run = run_until(tmp_path, config, state, None)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert run.returncode != 0
+    assert "Traceback" not in stderr, stderr[-2000:]
+    last_error = [line for line in stderr.splitlines() if "| ERROR" in line][-1]
+    assert "state" in last_error.lower()
