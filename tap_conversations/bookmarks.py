@@ -20,6 +20,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from tap_conversations.errors import StateError
+
 #: 12 hex digits (48 bits) of a random uuid: a collision among the ids of one hour is
 #: about as likely as winning a lottery twice, at a third of the state size.
 SEEN_PREFIX_CHARS = 12
@@ -37,6 +39,11 @@ def format_timestamp(value: dt.datetime) -> str:
     """Format as the API does: UTC, milliseconds, `Z`."""
     utc = value.astimezone(dt.timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _checked_bucket(bucket: str) -> str:
+    dt.datetime.strptime(bucket, "%Y-%m-%dT%H")  # noqa: DTZ007  # validates the shape only
+    return bucket
 
 
 def _hour_bucket(moment: dt.datetime) -> str:
@@ -57,28 +64,47 @@ class ConversationCheckpoint:
 
     @classmethod
     def from_state(cls, stream_state: dict[str, Any]) -> ConversationCheckpoint:
-        """Read the checkpoint from a stream state dict (empty for a first run)."""
-        value = stream_state.get("replication_key_value")
-        seen = {
-            bucket: set(prefixes.split())
-            for bucket, prefixes in (stream_state.get("seen") or {}).items()
-        }
-        return cls(
-            high_water=parse_timestamp(value) if isinstance(value, str) else None,
-            seen=seen,
-            pending=dict(stream_state.get("pending") or {}),
-        )
+        """Read the checkpoint from a stream state dict (empty for a first run).
+
+        Raises:
+            StateError: The state was not written by this tap, or was damaged.
+        """
+        try:
+            value = stream_state.get("replication_key_value")
+            seen_state = stream_state.get("seen") or {}
+            pending_state = stream_state.get("pending") or {}
+            seen = {
+                _checked_bucket(bucket): set(prefixes.split())
+                for bucket, prefixes in seen_state.items()
+            }
+            pending = {
+                str(cid): format_timestamp(parse_timestamp(d)) for cid, d in pending_state.items()
+            }
+            high_water = None if value is None else parse_timestamp(value)
+        except (AttributeError, TypeError, ValueError) as error:
+            msg = (
+                f"The conversations state cannot be read ({type(error).__name__}: {error}). "
+                "Remove it to start again from start_date (with Meltano: meltano state "
+                "clear <state id>), or pass the state file this tap wrote."
+            )
+            raise StateError(msg) from None
+        return cls(high_water=high_water, seen=seen, pending=pending)
 
     def write_to(self, stream_state: dict[str, Any]) -> None:
-        """Store the checkpoint in the stream state dict, in place."""
+        """Store the checkpoint in the stream state dict, in place, in one update."""
         if self.high_water is None:
             return
-        stream_state["replication_key"] = "date"
-        stream_state["replication_key_value"] = format_timestamp(self.high_water)
-        stream_state["seen"] = {
-            bucket: " ".join(sorted(prefixes)) for bucket, prefixes in sorted(self.seen.items())
-        }
-        stream_state["pending"] = dict(sorted(self.pending.items()))
+        stream_state.update(
+            {
+                "replication_key": "date",
+                "replication_key_value": format_timestamp(self.high_water),
+                "seen": {
+                    bucket: " ".join(sorted(prefixes))
+                    for bucket, prefixes in sorted(self.seen.items())
+                },
+                "pending": dict(sorted(self.pending.items())),
+            }
+        )
 
     def needs_fetch(self, conversation_id: str, date: dt.datetime) -> bool:
         """Whether a listed conversation must be fetched (new, or still pending)."""

@@ -10,10 +10,12 @@ parsed JSON or a precise error.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,14 @@ TRANSIENT_MAX_WAIT_SECONDS = 8.0
 RATE_LIMITED_MAX_TRIES = 10
 #: Used when a 429 carries no usable Retry-After.
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
+#: A longer Retry-After is not believed: a day's quota reset is reported, not slept.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+#: The longest a rate-limited request waits before its retry.
+MAX_RATE_LIMIT_WAIT_SECONDS = 120.0
+#: Scopes an error body may name; anything else is not quoted.
+KNOWN_SCOPES = frozenset(
+    {"conversations", "transcripts", "insights", "recordings", "users", "teams", "departments"}
+)
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -69,20 +79,26 @@ def _conversation_of(path: str) -> str | None:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped.
+
+    None when absent or unusable, so that a broken header falls back to a default
+    instead of a crash or an endless wait.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # "-0000" means UTC without a stated zone
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
         return None
-    from datetime import datetime, timezone  # noqa: PLC0415  # rare path
-
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass
@@ -139,6 +155,7 @@ class ApiClient:
             }
         )
         self._session = session
+        self._token = token
         self._get_with_retries = backoff.on_exception(
             backoff.expo,
             TransientApiError,
@@ -221,7 +238,7 @@ class ApiClient:
     def _decode(self, response: requests.Response, endpoint: str) -> dict[str, Any]:
         try:
             payload = _JSON_DECODER.decode(response.content)
-        except (msgspec.DecodeError, requests.exceptions.RequestException):
+        except (msgspec.DecodeError, RecursionError, requests.exceptions.RequestException):
             self._count_transient()
             kind = response.headers.get("Content-Type", "unknown content type")
             msg = (
@@ -241,7 +258,7 @@ class ApiClient:
         status = response.status_code
         try:
             body = _JSON_DECODER.decode(response.content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             body = None
         if not isinstance(body, dict):
             body = {}
@@ -255,24 +272,42 @@ class ApiClient:
             if code == "recordings_disabled":
                 return RecordingsDisabledError(endpoint)
             scope = body.get("required_scope")
-            return MissingScopeError(endpoint, scope if isinstance(scope, str) else None)
+            return MissingScopeError(endpoint, scope if scope in KNOWN_SCOPES else None)
+        if status == 404 and "{id}" not in endpoint:  # noqa: PLR2004
+            return ApiResponseError(
+                f"GET {endpoint} answered 404: api_url ({self.base_url}) does not point at the "
+                "API. Set it to the base URL shown under Settings → REST API, ending in /api/v1."
+            )
         if status == 404:  # noqa: PLR2004
             return NotFoundError(endpoint)
         if status == 429:  # noqa: PLR2004
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if code == "quota_exceeded":
-                error = QuotaExceededError(retry_after)
-                with self._lock:
-                    self._quota_error = self._quota_error or error
-                return error
-            with self._lock:
-                self.stats.rate_limited += 1
-            return RateLimitedError(endpoint, retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+            return self._too_many_requests(response, code, endpoint)
         if status >= 500 or status == 408:  # noqa: PLR2004
             self._count_transient()
             return TransientApiError(f"GET {endpoint} answered HTTP {status}")
-        quoted = body.get("message") or response.text[:200]
-        return ApiResponseError(f"GET {endpoint} answered HTTP {status}: {quoted!r}")
+        message = body.get("message")
+        quoted = message if isinstance(message, str) else response.text
+        return ApiResponseError(
+            f"GET {endpoint} answered HTTP {status}: {self._redact(quoted[:200])!r}"
+        )
+
+    def _too_many_requests(
+        self, response: requests.Response, code: object, endpoint: str
+    ) -> Exception:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if code == "quota_exceeded":
+            error = QuotaExceededError(retry_after)
+            with self._lock:
+                self._quota_error = self._quota_error or error
+            return error
+        with self._lock:
+            self.stats.rate_limited += 1
+        wait = min(retry_after or DEFAULT_RETRY_AFTER_SECONDS, MAX_RATE_LIMIT_WAIT_SECONDS)
+        return RateLimitedError(endpoint, wait)
+
+    def _redact(self, text: str) -> str:
+        # An error page may echo the request headers; the token must not reach a log.
+        return text.replace(self._token, "[api_token]") if self._token else text
 
     def _count_transient(self) -> None:
         with self._lock:

@@ -115,6 +115,8 @@ class ConversationFetcher:
         result = ChunkResult(bundles=[])
         failure: BaseException | None = None
         for future in futures:
+            if future.cancelled():
+                continue  # after a failure; the chunk is not emitted anyway
             error = future.exception()
             if error is None:
                 result.bundles.append(future.result())

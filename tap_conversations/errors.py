@@ -22,6 +22,12 @@ class ConfigError(TapConversationsError):
     exit_code = 2
 
 
+class StateError(TapConversationsError):
+    """The state given to the tap cannot be read; nothing was requested."""
+
+    exit_code = 2
+
+
 class AuthenticationError(TapConversationsError):
     """HTTP 401: the token is missing, wrong or revoked. Never retried."""
 

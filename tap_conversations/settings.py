@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,8 @@ from singer_sdk import typing as th
 from tap_conversations.bookmarks import parse_timestamp
 from tap_conversations.errors import ConfigError
 from tap_conversations.schemas import MEDIUMS
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 #: The API lists at most this far back.
 HISTORY_DAYS = 30
@@ -119,7 +122,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 class Settings:
     """Validated, typed settings."""
 
-    api_token: str
+    api_token: str = field(repr=False)
     api_url: str
     start_date: dt.datetime | None
     max_requests_per_minute: int
@@ -164,13 +167,18 @@ def _check_api_url(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         msg = "Setting api_url is missing: set it to the base URL shown under Settings → REST API."
         raise ConfigError(msg)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(value.strip())
+        hostname = parts.hostname
+    except ValueError:
+        hostname = None
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not hostname:
         msg = f"Setting api_url must be an http(s) URL like https://<host>/api/v1, not {value!r}."
         raise ConfigError(msg)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(hostname):
         msg = (
-            f"Setting api_url uses plain http:// for {parts.hostname}; the token would travel "
+            f"Setting api_url uses plain http:// for {hostname}; the token would travel "
             "unencrypted. Use https:// (plain http is allowed for loopback hosts only)."
         )
         raise ConfigError(msg)
@@ -205,7 +213,7 @@ def _check_int(config: dict[str, Any], name: str, default: int, low: int, high: 
     value = config.get(name, default)
     if value is None:
         return default
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         msg = f"Setting {name} must be a whole number from {low} to {high}, not {value!r}."

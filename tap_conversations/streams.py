@@ -163,10 +163,13 @@ class WebhookDeliveriesStream(ListEndpointStream):
         dated = []
         for record in super().get_records(context):
             created = record.get("created_at")
-            if not isinstance(created, str):
-                msg = f"webhook delivery {record.get('id')!r} has no created_at."
+            if not _is_timestamp(created):
+                msg = (
+                    f"Stream webhook_deliveries, record id={record.get('id')!r}: field "
+                    f"'created_at' is {created!r:.60}, not a date-time."
+                )
                 raise RecordShapeError(msg)
-            moment = parse_timestamp(created)
+            moment = parse_timestamp(str(created))
             if start is None or moment >= start:
                 dated.append((moment, record))
         dated.sort(key=lambda pair: pair[0])
@@ -293,21 +296,27 @@ class ConversationsStream(ConversationsApiStream):
         return sorted((date, cid) for cid, date in found.items())
 
     def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        """Every listed item (an item may come twice; callers dedupe by id).
+        """Every conversation the listing holds, each once.
 
         The API's cursor continues strictly below the last date of a page, so
         conversations sharing that date but not fitting on the page would never be
         listed. Paging with an inclusive `date_to` at the page's oldest date instead
-        lists them, at the price of re-listing the boundary item. Only when a whole
-        page shares one date (more ties than a page holds) does the cursor move on.
+        lists them, at the price of re-listing the boundary item. The cursor is used
+        only to step past a page that is all one date (more ties than a page holds)
+        or when `date_to` brings nothing new (a server that ignores it). A walk that
+        stops bringing new conversations ends with an error, never a loop.
         """
         api = self.conversations_tap.api
         page_params = params
-        seen_at_boundary: set[str] = set()
+        listed: set[str] = set()
+        cursors: set[str] = set()
+        cursor_only = False  # set once date_to proves ignored
         while True:
             payload = api.get("/conversations", page_params)
             items, has_more, next_cursor = _page_of(payload)
-            yield from items
+            new = [item for item in items if item["id"] not in listed]
+            listed.update(item["id"] for item in new)
+            yield from new
             if not has_more:
                 return
             if not items:
@@ -317,20 +326,29 @@ class ConversationsStream(ConversationsApiStream):
                 )
                 raise ApiResponseError(msg)
             oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
-            new_ids = {item["id"] for item in items} - seen_at_boundary
-            if page_params.get("date_to") == oldest and not new_ids:
-                if not isinstance(next_cursor, str) or next_cursor == page_params.get("cursor"):
-                    msg = (
-                        "GET /conversations said has_more but its cursor does not advance "
-                        f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-                    )
-                    raise ApiResponseError(msg)
-                page_params = {k: v for k, v in params.items() if k != "date_to"}
-                page_params["cursor"] = next_cursor
+            all_ties = page_params.get("date_to") == oldest and all(
+                item["date"] == oldest for item in items
+            )
+            if new and not all_ties and not cursor_only:
+                page_params = {k: v for k, v in params.items() if k != "cursor"}
+                page_params["date_to"] = oldest
                 continue
-            seen_at_boundary = {item["id"] for item in items if item["date"] == oldest}
-            page_params = {k: v for k, v in params.items() if k != "cursor"}
-            page_params["date_to"] = oldest
+            cursor_only = cursor_only or (not new and not all_ties)
+            if not isinstance(next_cursor, str) or next_cursor in cursors:
+                msg = (
+                    "GET /conversations said has_more but its cursor does not advance "
+                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+                )
+                raise ApiResponseError(msg)
+            if not new and "cursor" in page_params:
+                msg = (
+                    "GET /conversations said has_more but its pages stopped bringing new "
+                    f"conversations (next_cursor: {next_cursor!r}); stopping rather than looping."
+                )
+                raise ApiResponseError(msg)
+            cursors.add(next_cursor)
+            page_params = {k: v for k, v in params.items() if k != "date_to"}
+            page_params["cursor"] = next_cursor
 
     def _fetch_plan(self) -> FetchPlan:
         wanted = {
@@ -396,6 +414,28 @@ class ConversationPartStream(ConversationsApiStream):
         """This stream's records for one conversation."""
         raise NotImplementedError
 
+    def objects_in(self, bundle: ConversationBundle, part: str, value: object) -> list[dict]:
+        """`value` as a list of objects, or a clear error naming stream, record and part."""
+        if value is None:
+            return []
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return value
+        msg = (
+            f"Stream {self.name}, conversation_id={bundle.conversation_id!r}: field '{part}' is "
+            f"{type(value).__name__}, but the API promises a list of objects. The API changed "
+            "this field's type; upgrade tap-conversations or report it with this line."
+        )
+        raise RecordShapeError(msg)
+
+    def transcript_segments(self, bundle: ConversationBundle) -> list[dict] | None:
+        """The transcript's segments; None when there is no transcript (yet)."""
+        transcript = (bundle.detail or {}).get("transcript")
+        if transcript is None:
+            return None
+        if not isinstance(transcript, dict):
+            return self.objects_in(bundle, "transcript", transcript)
+        return self.objects_in(bundle, "segments", transcript.get("segments"))
+
 
 class TranscriptsStream(ConversationPartStream):
     """One record per conversation with its whole transcript."""
@@ -408,12 +448,9 @@ class TranscriptsStream(ConversationPartStream):
 
     def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
         """The transcript, when one exists (yet)."""
-        transcript = (bundle.detail or {}).get("transcript")
-        if isinstance(transcript, dict):
-            yield {
-                "conversation_id": bundle.conversation_id,
-                "segments": transcript.get("segments"),
-            }
+        segments = self.transcript_segments(bundle)
+        if segments is not None:
+            yield {"conversation_id": bundle.conversation_id, "segments": segments}
 
 
 class TranscriptSegmentsStream(ConversationPartStream):
@@ -428,9 +465,7 @@ class TranscriptSegmentsStream(ConversationPartStream):
 
     def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
         """Each segment with its position."""
-        transcript = (bundle.detail or {}).get("transcript")
-        segments = transcript.get("segments") if isinstance(transcript, dict) else None
-        for index, segment in enumerate(segments or []):
+        for index, segment in enumerate(self.transcript_segments(bundle) or []):
             yield {"conversation_id": bundle.conversation_id, "segment_index": index, **segment}
 
 
@@ -445,7 +480,7 @@ class InsightsStream(ConversationPartStream):
 
     def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
         """The conversation's insights."""
-        for insight in (bundle.detail or {}).get("insights") or []:
+        for insight in self.objects_in(bundle, "insights", (bundle.detail or {}).get("insights")):
             yield {**insight, "conversation_id": bundle.conversation_id}
 
 

@@ -22,6 +22,8 @@ from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
 from tap_conversations.streams import STREAM_TYPES, ConversationsApiStream
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import click
 
 LOGGER = logging.getLogger("tap_conversations")
@@ -47,6 +49,25 @@ class TapConversations(Tap):
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if validate_config:
             _ = self.settings  # fail on bad settings before any request
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Our checks first: they name the setting and say what to do in one line,
+        # where the SDK's JSON-schema errors are terse and come two lines at a time.
+        if raise_errors:
+            Settings.from_config(dict(self.config))
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # The SDK writes the last state and exits 0 on SIGTERM/SIGINT, so a scheduler
+        # would record an interrupted sync as a success: keep the state, exit 128+signal.
+        try:
+            super()._handle_termination(signum, frame)
+        except SystemExit:
+            LOGGER.warning(
+                "Interrupted by signal %d; the last state written lets the next run resume.",
+                signum,
+            )
+            raise SystemExit(128 + signum) from None
 
     @cached_property
     def settings(self) -> Settings:
