@@ -1,4 +1,4 @@
-# Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0  # noqa: INP001 - a script, not a package
+# Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
 """Benchmark the sandbox API: requests/s of small keep-alive GETs.
 
 Starts ``python -m tests.sandbox`` in a subprocess (rate limit effectively off),

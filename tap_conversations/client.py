@@ -210,7 +210,11 @@ class ApiClient:
         if self._auth_error is not None:
             raise self._auth_error  # a rejected token stays rejected: send nothing more
         conversation_id = _conversation_of(path)
-        if self._quota_error is not None and conversation_id not in self._touched:
+        if (
+            self._quota_error is not None
+            and conversation_id is not None
+            and conversation_id not in self._touched
+        ):
             # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
         self.pacer.acquire()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import sys
@@ -41,7 +42,8 @@ class TapConversations(Tap):
 
     name = "tap-conversations"
     package_name = "tap-conversations"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: the SDK adds its built-in settings (stream maps, ...) to this dict.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     # msgspec serialises records several times faster than the stdlib json writer.
     message_writer_class = MsgSpecWriter
 

@@ -185,8 +185,10 @@ def test_killed_sync_resumes_without_losing_anything(
     for kill in kills:
         run = run_until(tmp_path, config, state, kill)
         assert run.killed, f"the run ended (rc {run.returncode}) before the kill point {kill}"
-        # SIGTERM: the SDK writes a last STATE and exits (0, see test below).
-        assert run.returncode in (0, -signal.SIGTERM, -signal.SIGKILL), run.returncode
+        # SIGTERM: the tap writes a last STATE and exits 128 + 15 (see test below).
+        assert run.returncode in (128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGKILL), (
+            run.returncode
+        )
         records, last_state = run.committed()
         for stream, ids in kept_ids(records).items():
             kept[stream] |= ids
@@ -230,15 +232,15 @@ def test_sigterm_ends_with_the_last_state_and_a_failing_exit_code(
 ) -> None:
     """A SIGTERMed sync (a scheduler's timeout) is not a success.
 
-    The SDK's handler writes a last STATE (good: the next run resumes there) and then
-    exits 0, so a scheduler records the interrupted sync as a complete one and does
-    not retry it. Expected: the STATE, then a non-zero exit (128 + 15 is the shell's).
+    The SDK's own handler writes a last STATE (good: the next run resumes there) and
+    then exits 0, so a scheduler would record the interrupted sync as a complete one.
+    The tap keeps the STATE and exits 128 + 15, as a shell would report it.
     """
     config = tap_config(paced_sandbox, max_requests_per_minute=PACE)
     run = run_until(tmp_path, config, None, Kill(signal.SIGTERM, states=3))
     assert run.killed
     assert run.messages[-1]["type"] == "STATE"
-    assert run.returncode != 0
+    assert run.returncode == 128 + signal.SIGTERM
 
 
 @pytest.mark.parametrize(
