@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,6 @@ from singer_sdk import typing as th
 from tap_conversations.bookmarks import parse_timestamp
 from tap_conversations.errors import ConfigError
 from tap_conversations.schemas import MEDIUMS
-
-_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 #: The API lists at most this far back.
 HISTORY_DAYS = 30
@@ -213,8 +210,6 @@ def _check_int(config: dict[str, Any], name: str, default: int, low: int, high: 
     value = config.get(name, default)
     if value is None:
         return default
-    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
-        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         msg = f"Setting {name} must be a whole number from {low} to {high}, not {value!r}."
         raise ConfigError(msg)
@@ -224,10 +219,8 @@ def _check_int(config: dict[str, Any], name: str, default: int, low: int, high: 
 def _check_list(value: object, name: str) -> tuple[str, ...]:
     if value in (None, ""):
         return ()
-    if isinstance(value, str):  # an env var holding one value or a comma list
-        value = [item.strip() for item in value.split(",") if item.strip()]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        msg = f"Setting {name} must be a list of strings, not {value!r}."
+        msg = f'Setting {name} must be a list of strings like ["a", "b"], not {value!r}.'
         raise ConfigError(msg)
     return tuple(dict.fromkeys(value))
 
