@@ -141,6 +141,8 @@ class ApiClient:
         self._lock = threading.Lock()
         self._quota_error: QuotaExceededError | None = None
         self._auth_error: AuthenticationError | None = None
+        #: Set when a request used up its retries: the API is down, stop spending.
+        self._gave_up: ApiResponseError | None = None
         #: Conversations answered this run: touching them again the same day is free.
         self._touched: set[str] = set()
         session = requests.Session()
@@ -196,7 +198,10 @@ class ApiClient:
             result: dict[str, Any] = self._get_with_retries(path, params)
         except TransientApiError as exc:
             msg = f"{exc} — still failing after {TRANSIENT_MAX_TRIES} attempts; try again later."
-            raise ApiResponseError(msg) from None
+            error = ApiResponseError(msg)
+            with self._lock:
+                self._gave_up = self._gave_up or error
+            raise error from None
         except RateLimitedError as exc:
             msg = (
                 f"{exc}, {RATE_LIMITED_MAX_TRIES} times in a row; lower "
@@ -209,6 +214,8 @@ class ApiClient:
         endpoint = endpoint_of(path)
         if self._auth_error is not None:
             raise self._auth_error  # a rejected token stays rejected: send nothing more
+        if self._gave_up is not None:
+            raise self._gave_up  # other requests in flight need not retry a dead API
         conversation_id = _conversation_of(path)
         if (
             self._quota_error is not None

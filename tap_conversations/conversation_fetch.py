@@ -72,6 +72,15 @@ class ChunkResult:
     done_prefix: int = 0
 
 
+@dataclass
+class PendingChunk:
+    """A chunk whose fetches are submitted, in the chunk's order."""
+
+    futures: list[Future[ConversationBundle]]
+    #: The chunk's first conversation already failed; the rest was not submitted.
+    stopped: bool = False
+
+
 class ConversationFetcher:
     """Fetches the parts a `FetchPlan` asks for, overlapping conversations.
 
@@ -95,8 +104,13 @@ class ConversationFetcher:
         """Stop the worker threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def fetch(self, listed: list[tuple[dt.datetime, str]]) -> ChunkResult:
-        """Fetch the conversations `(date, id)` of one chunk; order kept."""
+    def submit(self, listed: list[tuple[dt.datetime, str]]) -> PendingChunk:
+        """Start fetching the conversations `(date, id)` of one chunk.
+
+        Submitting the next chunk before collecting this one keeps the pool busy
+        across chunk boundaries; the pool's queue is first in, first out, so chunks
+        still finish in order.
+        """
         futures: list[Future[ConversationBundle]] = []
         start = 0
         if not self._scopes_settled and listed:
@@ -105,16 +119,21 @@ class ConversationFetcher:
             first: Future[ConversationBundle] = Future()
             try:
                 first.set_result(self._fetch_first(*listed[0]))
-            except Exception as exc:  # noqa: BLE001  # re-raised in order below
+            except Exception as exc:  # noqa: BLE001  # re-raised in order by collect()
                 first.set_exception(exc)
+                return PendingChunk([first], stopped=True)  # nothing learnt: send no more
             futures.append(first)
             start = 1
         futures.extend(
             self._pool.submit(self._fetch_one, date, cid) for date, cid in listed[start:]
         )
+        return PendingChunk(futures)
+
+    def collect(self, chunk: PendingChunk) -> ChunkResult:
+        """Wait for a submitted chunk; its bundles in order, or its first failure."""
         result = ChunkResult(bundles=[])
         failure: BaseException | None = None
-        for future in futures:
+        for future in chunk.futures:
             if future.cancelled():
                 continue  # after a failure; the chunk is not emitted anyway
             error = future.exception()
@@ -126,11 +145,15 @@ class ConversationFetcher:
                 result.quota_error = result.quota_error or error
             else:
                 failure = failure or error
-                for pending in futures:
+                for pending in chunk.futures:
                     pending.cancel()  # not started yet: nothing more to spend on a failed chunk
         if failure is not None:
             raise failure
         return result
+
+    def fetch(self, listed: list[tuple[dt.datetime, str]]) -> ChunkResult:
+        """Fetch one chunk and wait for it."""
+        return self.collect(self.submit(listed))
 
     def _fetch_first(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
         bundle = self._fetch_one(date, conversation_id)

@@ -63,24 +63,34 @@ class RequestPacer:
         self._lock = threading.Lock()
         self._next_slot = clock()
         self._resume_at = 0.0
+        self._last_release = -self.interval
         self.stats = PacerStats()
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
+        with self._lock:
+            slot = self._reserve()
         while True:
             with self._lock:
                 now = self._clock()
-                slot = max(now, self._next_slot, self._resume_at)
-                self._next_slot = slot + self.interval
-                wait = slot - now
-                self.stats.waited_seconds += wait
-            if wait > 0:
-                self._sleep(wait)
-            with self._lock:
-                # A pause that arrived while we slept voids the slot we were given.
-                if self._clock() >= self._resume_at:
+                if slot < self._resume_at:
+                    slot = self._reserve()  # a pause came after our reservation: it voids it
+                # A thread that woke late must not leave less than an interval before
+                # the next one: releases, not just slots, stay an interval apart.
+                earliest = max(slot, self._last_release + self.interval)
+                if now >= earliest:
+                    self._last_release = now
                     self.stats.requests += 1
                     return
+                wait = earliest - now
+                self.stats.waited_seconds += wait
+            self._sleep(wait)
+
+    def _reserve(self) -> float:
+        """The next free slot (call with the lock held)."""
+        slot = max(self._clock(), self._next_slot, self._resume_at)
+        self._next_slot = slot + self.interval
+        return slot
 
     def pause(self, seconds: float) -> None:
         """Send nothing for `seconds` (the server's Retry-After), from any thread."""

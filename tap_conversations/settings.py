@@ -69,7 +69,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_parallel_requests",
         th.IntegerType,
-        default=4,
+        default=8,
         title="Max parallel requests",
         description=(
             f"Per-conversation requests in flight at once (1-{MAX_PARALLEL_REQUESTS}). Only "
@@ -146,7 +146,7 @@ class Settings:
             start_date=_check_start_date(config.get("start_date")),
             max_requests_per_minute=_check_int(config, "max_requests_per_minute", 60, 1, 100_000),
             max_parallel_requests=_check_int(
-                config, "max_parallel_requests", 4, 1, MAX_PARALLEL_REQUESTS
+                config, "max_parallel_requests", 8, 1, MAX_PARALLEL_REQUESTS
             ),
             late_data_window=dt.timedelta(
                 hours=_check_int(

@@ -19,9 +19,11 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_conversations import schemas
 from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp, parse_timestamp
 from tap_conversations.conversation_fetch import (
+    ChunkResult,
     ConversationBundle,
     ConversationFetcher,
     FetchPlan,
+    PendingChunk,
 )
 from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
 from tap_conversations.progress import ProgressReporter
@@ -226,23 +228,26 @@ class ConversationsStream(ConversationsApiStream):
             tap.api, tap.scopes, self._fetch_plan(), settings.max_parallel_requests
         )
         progress = ProgressReporter(tap.api, total=len(listed))
+        chunks = [listed[i : i + PAGE_SIZE] for i in range(0, len(listed), PAGE_SIZE)]
         try:
-            for offset in range(0, len(listed), PAGE_SIZE):
-                result = fetcher.fetch(listed[offset : offset + PAGE_SIZE])
-                self.current_chunk = [b for b in result.bundles if b.detail is not None]
-                for bundle in self.current_chunk:
-                    yield {k: v for k, v in (bundle.detail or {}).items() if k not in CHILD_PARTS}
-                self._sync_children({"chunk": offset // PAGE_SIZE})
-                for bundle in result.bundles:
-                    checkpoint.mark_emitted(
-                        bundle.conversation_id, bundle.date, complete=bundle.complete
-                    )
+            upcoming: PendingChunk | None = fetcher.submit(chunks[0])
+            for index, chunk in enumerate(chunks):
+                if upcoming is None:
+                    break  # the previous chunk stopped early and raised; not reached
+                pending = upcoming
+                more = index + 1 < len(chunks) and not pending.stopped
+                upcoming = fetcher.submit(chunks[index + 1]) if more else None
+                result = fetcher.collect(pending)
+                if result.quota_error is not None and upcoming is not None:
+                    # The next chunk ran alongside: what it got is charged, so emit it.
+                    result.bundles += fetcher.collect(upcoming).bundles
+                yield from self._emit_chunk(result, index, checkpoint)
                 if result.done_prefix:
-                    checkpoint.advance(listed[offset + result.done_prefix - 1][0])
+                    checkpoint.advance(chunk[result.done_prefix - 1][0])
                 self._save(checkpoint)
                 progress.advance(len(result.bundles))
                 if result.quota_error is not None:
-                    remaining = len(listed) - offset - result.done_prefix
+                    remaining = len(listed) - index * PAGE_SIZE - result.done_prefix
                     LOGGER.warning(
                         "%s Stopped with %d of %d listed conversations left; the state "
                         "saved lets the next run resume there without fetching the others "
@@ -256,6 +261,17 @@ class ConversationsStream(ConversationsApiStream):
             self.current_chunk = []
             fetcher.close()
             progress.finish()
+
+    def _emit_chunk(
+        self, result: ChunkResult, index: int, checkpoint: ConversationCheckpoint
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the chunk's conversations, sync the children, then checkpoint."""
+        self.current_chunk = [b for b in result.bundles if b.detail is not None]
+        for bundle in self.current_chunk:
+            yield {k: v for k, v in (bundle.detail or {}).items() if k not in CHILD_PARTS}
+        self._sync_children({"chunk": index})
+        for bundle in result.bundles:
+            checkpoint.mark_emitted(bundle.conversation_id, bundle.date, complete=bundle.complete)
 
     def _save(self, checkpoint: ConversationCheckpoint) -> None:
         checkpoint.prune(self.conversations_tap.settings.late_data_window)
