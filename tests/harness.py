@@ -41,9 +41,8 @@ def tap_config(sandbox: Sandbox, token: str | None = None, **overrides: Any) -> 
 
 
 def catalog_selecting(config: dict[str, Any], streams: Iterable[str]) -> dict[str, Any]:
-    """The tap's discovered catalog (offline) with exactly `streams` selected."""
-    offline = {key: value for key, value in config.items() if key != "api_token"}
-    catalog = TapConversations(config=offline, validate_config=False).catalog_dict
+    """The tap's catalog (no request is sent) with exactly `streams` selected."""
+    catalog = TapConversations(config=config, validate_config=False).catalog_dict
     wanted = set(streams)
     for entry in catalog["streams"]:
         for metadata in entry["metadata"]:
