@@ -55,11 +55,12 @@ class ConversationBundle:
     def complete(self) -> bool:
         """Processing finished: the AI summary exists (it is written last).
 
-        Without a detail request (recordings only) there is nothing to watch.
+        Without a detail request (recordings only), or for a conversation deleted
+        since it was listed (404), there is nothing to wait for.
         """
-        if not self.detail_fetched:
+        if not self.detail_fetched or self.detail is None:
             return True
-        return self.detail is not None and self.detail.get("summary") is not None
+        return self.detail.get("summary") is not None
 
 
 @dataclass
