@@ -109,6 +109,8 @@ class ClientStats:
     retries: int = 0
     rate_limited: int = 0
     transient_failures: int = 0
+    #: Seconds the last answer took (the server's and the network's share, no pacing).
+    last_latency: float = 0.0
     statuses: Counter[int] = field(default_factory=Counter)
 
 
@@ -238,6 +240,7 @@ class ApiClient:
             raise TransientApiError(msg) from None
         with self._lock:
             self.stats.statuses[response.status_code] += 1
+            self.stats.last_latency = response.elapsed.total_seconds()
         if response.status_code < 300:  # noqa: PLR2004
             payload = self._decode(response, endpoint)
             if conversation_id is not None:

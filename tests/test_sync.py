@@ -360,3 +360,26 @@ def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
         largest = max(largest, len(json.dumps({"bookmarks": {"conversations": state}})))
     assert largest < 64 * 1024
     assert len(checkpoint.pending) <= 25 * per_hour // 50 + per_hour
+
+
+def test_listing_in_date_slices_when_latency_bounds_it(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """Latency x rate allows many requests in flight: the listing is cut into slices."""
+    sb = sandbox_factory(conversations=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    added = [sb.add_conversation(date=now - dt.timedelta(minutes=71 * i + 1)) for i in range(400)]
+    tie = now - dt.timedelta(days=9)
+    added += [sb.add_conversation(date=tie) for _ in range(3)]
+    sb.faults.latency_ms = 60.0  # x 6000/min = 6 requests could be in flight
+    out = run_sync(
+        tap_config(sb, max_requests_per_minute=6000, max_parallel_requests=8),
+        streams=["conversations"],
+    )
+    assert sorted(out.ids("conversations")) == sorted(added)
+    assert_unique(out.ids("conversations"))
+    serial_walk = expected_list_requests(sb)
+    listed = sb.counters.requests(endpoint="/conversations")
+    # Slicing shows as a few extra, partial pages: one per slice at most, and the one
+    # boundary item each slice's walk re-lists.
+    assert serial_walk < listed <= serial_walk + 2 * 8
