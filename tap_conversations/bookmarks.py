@@ -35,6 +35,17 @@ def parse_timestamp(value: str) -> dt.datetime:
     return parsed
 
 
+def is_timestamp(value: object) -> bool:
+    """Whether `value` is a timestamp `parse_timestamp` reads."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        return False
+    return True
+
+
 def format_timestamp(value: dt.datetime) -> str:
     """Format as the API does: UTC, milliseconds, `Z`."""
     utc = value.astimezone(dt.timezone.utc)

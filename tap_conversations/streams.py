@@ -9,18 +9,19 @@ child reads its part of the same responses.
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 import logging
-import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_conversations import schemas
-from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp, parse_timestamp
+from tap_conversations.bookmarks import (
+    ConversationCheckpoint,
+    format_timestamp,
+    is_timestamp,
+    parse_timestamp,
+)
 from tap_conversations.conversation_fetch import (
     ChunkResult,
     ConversationBundle,
@@ -28,11 +29,13 @@ from tap_conversations.conversation_fetch import (
     FetchPlan,
     PendingChunk,
 )
+from tap_conversations.conversation_listing import PAGE_SIZE, ConversationLister
 from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
@@ -41,13 +44,6 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap_conversations")
 
-#: The API's page size (its maximum).
-PAGE_SIZE = 25
-#: Listing in concurrent date slices pays when this many requests could be in flight
-#: (latency x rate): never at 60/min, from about 80 ms of latency at 3000/min.
-SLICE_MIN_IN_FLIGHT = 4
-#: ... and when each slice can expect at least this many pages.
-SLICE_MIN_PAGES = 2
 #: Detail keys that belong to child streams, not to the conversation record.
 CHILD_PARTS = frozenset({"transcript", "insights", "_meta"})
 
@@ -172,7 +168,7 @@ class WebhookDeliveriesStream(ListEndpointStream):
         dated = []
         for record in super().get_records(context):
             created = record.get("created_at")
-            if not _is_timestamp(created):
+            if not is_timestamp(created):
                 msg = (
                     f"Stream webhook_deliveries, record id={record.get('id')!r}: field "
                     f"'created_at' is {created!r:.60}, not a date-time."
@@ -223,7 +219,7 @@ class ConversationsStream(ConversationsApiStream):
         checkpoint = ConversationCheckpoint.from_state(self.stream_state)
         start = self._start(checkpoint)
         try:
-            listed = self._list(start, checkpoint)
+            listed = ConversationLister(tap.api, settings).since(start, checkpoint.needs_fetch)
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
@@ -294,141 +290,6 @@ class ConversationsStream(ConversationsApiStream):
             start = max(start, relist_from)
         return max(start, history_floor)
 
-    def _list(
-        self, start: dt.datetime, checkpoint: ConversationCheckpoint
-    ) -> list[tuple[dt.datetime, str]]:
-        """Every conversation listed since `start` that needs fetching, oldest first."""
-        settings = self.conversations_tap.settings
-        found: dict[str, dt.datetime] = {}
-        for department, medium, user in itertools.product(
-            settings.department_ids or (None,),
-            settings.mediums or (None,),
-            settings.user_ids or (None,),
-        ):
-            filters = {"department_id": department, "medium": medium, "user_id": user}
-            params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start)}
-            params.update({name: value for name, value in filters.items() if value is not None})
-            dated = ((item["id"], parse_timestamp(item["date"])) for item in self._listing(params))
-            # `date >= start` is kept client-side: correctness must not depend on the
-            # server honouring date_from.
-            found.update(
-                (cid, date)
-                for cid, date in dated
-                if date >= start and checkpoint.needs_fetch(cid, date)
-            )
-        return sorted((date, cid) for cid, date in found.items())
-
-    def _listing(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        """The whole listing from `date_from`: one walk, or date slices walked at once.
-
-        Pages follow one another, each waiting for the previous answer. At the usual
-        pace that wait hides inside the interval between requests; but when latency x
-        rate allows several requests in flight, a long listing would leave that budget
-        idle. Then the range below the first page is cut into date slices walked
-        concurrently (emitting stays oldest first: everything is listed before any
-        detail is fetched). A slice costs at most one extra (partial) page.
-        """
-        api = self.conversations_tap.api
-        items, has_more, next_cursor = _page_of(api.get("/conversations", params))
-        yield from items
-        if not has_more:
-            return
-        if not items:
-            msg = (
-                "GET /conversations said has_more but listed nothing "
-                f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-            )
-            raise ApiResponseError(msg)
-        oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
-        rest = dict(params, date_to=oldest)
-        slices = self._slice_count(parse_timestamp(params["date_from"]), parse_timestamp(oldest))
-        if slices < 2:  # noqa: PLR2004
-            yield from self._pages(rest)
-            return
-        start = parse_timestamp(params["date_from"])
-        step = (parse_timestamp(oldest) - start) / slices
-        bounds = [params["date_from"]]
-        bounds += [format_timestamp(start + step * i) for i in range(1, slices)]
-        bounds += [oldest]
-        walks = [
-            dict(params, date_from=low, date_to=high) for low, high in itertools.pairwise(bounds)
-        ]
-        with ThreadPoolExecutor(max_workers=slices, thread_name_prefix="list") as pool:
-            for listed in pool.map(lambda walk: list(self._pages(walk)), walks):
-                yield from listed
-
-    def _slice_count(self, start: dt.datetime, oldest: dt.datetime) -> int:
-        """How many date slices to list `start`..`oldest` in (1: one walk)."""
-        tap = self.conversations_tap
-        in_flight = tap.api.stats.last_latency * tap.settings.max_requests_per_minute / 60
-        first_page_span = (dt.datetime.now(dt.timezone.utc) - oldest).total_seconds()
-        if in_flight < SLICE_MIN_IN_FLIGHT or first_page_span <= 0:
-            return 1
-        pages_left = (oldest - start).total_seconds() / first_page_span
-        return max(
-            1,
-            min(
-                tap.settings.max_parallel_requests,
-                math.ceil(in_flight),
-                int(pages_left // SLICE_MIN_PAGES),
-            ),
-        )
-
-    def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        """Every conversation the listing holds, each once.
-
-        The API's cursor continues strictly below the last date of a page, so
-        conversations sharing that date but not fitting on the page would never be
-        listed. Paging with an inclusive `date_to` at the page's oldest date instead
-        lists them, at the price of re-listing the boundary item. The cursor is used
-        only to step past a page that is all one date (more ties than a page holds)
-        or when `date_to` brings nothing new (a server that ignores it). A walk that
-        stops bringing new conversations ends with an error, never a loop.
-        """
-        api = self.conversations_tap.api
-        page_params = params
-        listed: set[str] = set()
-        cursors: set[str] = set()
-        cursor_only = False  # set once date_to proves ignored
-        while True:
-            payload = api.get("/conversations", page_params)
-            items, has_more, next_cursor = _page_of(payload)
-            new = [item for item in items if item["id"] not in listed]
-            listed.update(item["id"] for item in new)
-            yield from new
-            if not has_more:
-                return
-            if not items:
-                msg = (
-                    "GET /conversations said has_more but listed nothing "
-                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-                )
-                raise ApiResponseError(msg)
-            oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
-            all_ties = page_params.get("date_to") == oldest and all(
-                item["date"] == oldest for item in items
-            )
-            if new and not all_ties and not cursor_only:
-                page_params = {k: v for k, v in params.items() if k != "cursor"}
-                page_params["date_to"] = oldest
-                continue
-            cursor_only = cursor_only or (not new and not all_ties)
-            if not isinstance(next_cursor, str) or next_cursor in cursors:
-                msg = (
-                    "GET /conversations said has_more but its cursor does not advance "
-                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-                )
-                raise ApiResponseError(msg)
-            if not new and "cursor" in page_params:
-                msg = (
-                    "GET /conversations said has_more but its pages stopped bringing new "
-                    f"conversations (next_cursor: {next_cursor!r}); stopping rather than looping."
-                )
-                raise ApiResponseError(msg)
-            cursors.add(next_cursor)
-            page_params = {k: v for k, v in params.items() if k != "date_to"}
-            page_params["cursor"] = next_cursor
-
     def _fetch_plan(self) -> FetchPlan:
         wanted = {
             child.name
@@ -443,33 +304,6 @@ class ConversationsStream(ConversationsApiStream):
             recording="recordings" in wanted,
             summary="summaries" in wanted,
         )
-
-
-def _page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:
-    """(items, has_more, next_cursor) of a list answer, each item checked for id and date."""
-    items = payload.get("conversations")
-    pagination = payload.get("pagination")
-    if not isinstance(items, list) or not isinstance(pagination, dict):
-        msg = "GET /conversations answered without 'conversations' and 'pagination'."
-        raise ApiResponseError(msg)
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            msg = f"GET /conversations listed an item without an id: {item!r:.200}"
-            raise RecordShapeError(msg)
-        if not _is_timestamp(item.get("date")):
-            msg = f"GET /conversations listed conversation {item['id']} without a valid date."
-            raise RecordShapeError(msg)
-    return items, pagination.get("has_more") is True, pagination.get("next_cursor")
-
-
-def _is_timestamp(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parse_timestamp(value)
-    except ValueError:
-        return False
-    return True
 
 
 class ConversationPartStream(ConversationsApiStream):

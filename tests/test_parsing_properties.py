@@ -22,6 +22,7 @@ from tap_conversations import client as client_module
 from tap_conversations import schemas
 from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp
 from tap_conversations.client import ApiClient, parse_retry_after
+from tap_conversations.conversation_listing import page_of
 from tap_conversations.errors import (
     ApiResponseError,
     RecordShapeError,
@@ -32,7 +33,6 @@ from tap_conversations.errors import (
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.settings import Settings
-from tap_conversations.streams import _page_of
 from tests.test_reliability import Answer, CraftedApi
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ def test_get_over_http_returns_an_object_or_the_taps_error(
 @FEW
 @given(payload=list_payloads)
 def test_page_of_returns_checked_items_or_the_taps_error(payload: dict[str, Any]) -> None:
-    result, error = attempt(_page_of, payload)
+    result, error = attempt(page_of, payload)
     if error is not None:
         assert isinstance(error, (ApiResponseError, RecordShapeError)), repr(error)
         assert "GET /conversations" in str(error)

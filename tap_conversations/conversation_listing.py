@@ -1,0 +1,199 @@
+"""Listing conversations: every one listed since a date, each once, oldest first.
+
+Listing is where the API's pagination differs from what a loader needs: its cursor
+loses conversations that share a page's last date, pages can only follow one
+another, and filters take one value per request. This module turns that into one
+list of `(date, id)` to fetch, oldest first, at about one request per 25.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from tap_conversations.bookmarks import format_timestamp, is_timestamp, parse_timestamp
+from tap_conversations.errors import ApiResponseError, RecordShapeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_conversations.client import ApiClient
+    from tap_conversations.settings import Settings
+
+#: The API's page size (its maximum).
+PAGE_SIZE = 25
+#: Listing in concurrent date slices pays when this many requests could be in flight
+#: (latency x rate): never at 60/min, from about 80 ms of latency at 3000/min.
+SLICE_MIN_IN_FLIGHT = 4
+#: ... and when each slice can expect at least this many pages.
+SLICE_MIN_PAGES = 2
+
+
+class ConversationLister:
+    """Lists conversations through the shared API client.
+
+    Args:
+        api: The API client.
+        settings: The tap's settings (filters, pace, parallelism).
+    """
+
+    def __init__(self, api: ApiClient, settings: Settings) -> None:
+        self._api = api
+        self._settings = settings
+
+    def since(
+        self, start: dt.datetime, needs_fetch: Callable[[str, dt.datetime], bool]
+    ) -> list[tuple[dt.datetime, str]]:
+        """Every conversation listed since `start` that needs fetching, oldest first.
+
+        The API takes one value per filter, so every combination of the configured
+        filters is listed, and the union kept.
+        """
+        settings = self._settings
+        found: dict[str, dt.datetime] = {}
+        for department, medium, user in itertools.product(
+            settings.department_ids or (None,),
+            settings.mediums or (None,),
+            settings.user_ids or (None,),
+        ):
+            filters = {"department_id": department, "medium": medium, "user_id": user}
+            params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start)}
+            params.update({name: value for name, value in filters.items() if value is not None})
+            dated = ((item["id"], parse_timestamp(item["date"])) for item in self._listing(params))
+            # `date >= start` is kept client-side: correctness must not depend on the
+            # server honouring date_from.
+            found.update(
+                (cid, date) for cid, date in dated if date >= start and needs_fetch(cid, date)
+            )
+        return sorted((date, cid) for cid, date in found.items())
+
+    def _listing(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """The whole listing from `date_from`: one walk, or date slices walked at once.
+
+        Pages follow one another, each waiting for the previous answer. At the usual
+        pace that wait hides inside the interval between requests; but when latency x
+        rate allows several requests in flight, a long listing would leave that budget
+        idle. Then the range below the first page is cut into date slices walked
+        concurrently (emitting stays oldest first: everything is listed before any
+        detail is fetched). A slice costs at most one extra (partial) page.
+        """
+        api = self._api
+        items, has_more, next_cursor = page_of(api.get("/conversations", params))
+        yield from items
+        if not has_more:
+            return
+        if not items:
+            msg = (
+                "GET /conversations said has_more but listed nothing "
+                f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+            )
+            raise ApiResponseError(msg)
+        oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
+        rest = dict(params, date_to=oldest)
+        slices = self._slice_count(parse_timestamp(params["date_from"]), parse_timestamp(oldest))
+        if slices < 2:  # noqa: PLR2004
+            yield from self._pages(rest)
+            return
+        start = parse_timestamp(params["date_from"])
+        step = (parse_timestamp(oldest) - start) / slices
+        bounds = [params["date_from"]]
+        bounds += [format_timestamp(start + step * i) for i in range(1, slices)]
+        bounds += [oldest]
+        walks = [
+            dict(params, date_from=low, date_to=high) for low, high in itertools.pairwise(bounds)
+        ]
+        with ThreadPoolExecutor(max_workers=slices, thread_name_prefix="list") as pool:
+            for listed in pool.map(lambda walk: list(self._pages(walk)), walks):
+                yield from listed
+
+    def _slice_count(self, start: dt.datetime, oldest: dt.datetime) -> int:
+        """How many date slices to list `start`..`oldest` in (1: one walk)."""
+        settings = self._settings
+        in_flight = self._api.stats.last_latency * settings.max_requests_per_minute / 60
+        first_page_span = (dt.datetime.now(dt.timezone.utc) - oldest).total_seconds()
+        if in_flight < SLICE_MIN_IN_FLIGHT or first_page_span <= 0:
+            return 1
+        pages_left = (oldest - start).total_seconds() / first_page_span
+        return max(
+            1,
+            min(
+                settings.max_parallel_requests,
+                math.ceil(in_flight),
+                int(pages_left // SLICE_MIN_PAGES),
+            ),
+        )
+
+    def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every conversation the listing holds, each once.
+
+        The API's cursor continues strictly below the last date of a page, so
+        conversations sharing that date but not fitting on the page would never be
+        listed. Paging with an inclusive `date_to` at the page's oldest date instead
+        lists them, at the price of re-listing the boundary item. The cursor is used
+        only to step past a page that is all one date (more ties than a page holds)
+        or when `date_to` brings nothing new (a server that ignores it). A walk that
+        stops bringing new conversations ends with an error, never a loop.
+        """
+        api = self._api
+        page_params = params
+        listed: set[str] = set()
+        cursors: set[str] = set()
+        cursor_only = False  # set once date_to proves ignored
+        while True:
+            payload = api.get("/conversations", page_params)
+            items, has_more, next_cursor = page_of(payload)
+            new = [item for item in items if item["id"] not in listed]
+            listed.update(item["id"] for item in new)
+            yield from new
+            if not has_more:
+                return
+            if not items:
+                msg = (
+                    "GET /conversations said has_more but listed nothing "
+                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+                )
+                raise ApiResponseError(msg)
+            oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
+            all_ties = page_params.get("date_to") == oldest and all(
+                item["date"] == oldest for item in items
+            )
+            if new and not all_ties and not cursor_only:
+                page_params = {k: v for k, v in params.items() if k != "cursor"}
+                page_params["date_to"] = oldest
+                continue
+            cursor_only = cursor_only or (not new and not all_ties)
+            if not isinstance(next_cursor, str) or next_cursor in cursors:
+                msg = (
+                    "GET /conversations said has_more but its cursor does not advance "
+                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+                )
+                raise ApiResponseError(msg)
+            if not new and "cursor" in page_params:
+                msg = (
+                    "GET /conversations said has_more but its pages stopped bringing new "
+                    f"conversations (next_cursor: {next_cursor!r}); stopping rather than looping."
+                )
+                raise ApiResponseError(msg)
+            cursors.add(next_cursor)
+            page_params = {k: v for k, v in params.items() if k != "date_to"}
+            page_params["cursor"] = next_cursor
+
+
+def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:
+    """(items, has_more, next_cursor) of a list answer, each item checked for id and date."""
+    items = payload.get("conversations")
+    pagination = payload.get("pagination")
+    if not isinstance(items, list) or not isinstance(pagination, dict):
+        msg = "GET /conversations answered without 'conversations' and 'pagination'."
+        raise ApiResponseError(msg)
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            msg = f"GET /conversations listed an item without an id: {item!r:.200}"
+            raise RecordShapeError(msg)
+        if not is_timestamp(item.get("date")):
+            msg = f"GET /conversations listed conversation {item['id']} without a valid date."
+            raise RecordShapeError(msg)
+    return items, pagination.get("has_more") is True, pagination.get("next_cursor")
