@@ -81,23 +81,16 @@ class ConversationLister:
         detail is fetched). A slice costs at most one extra (partial) page.
         """
         api = self._api
-        items, has_more, next_cursor = page_of(api.get("/conversations", params))
+        items, has_more, _ = page_of(api.get("/conversations", params))
         yield from items
         if not has_more:
             return
-        if not items:
-            msg = (
-                "GET /conversations said has_more but listed nothing "
-                f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-            )
-            raise ApiResponseError(msg)
-        oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
-        rest = dict(params, date_to=oldest)
-        slices = self._slice_count(parse_timestamp(params["date_from"]), parse_timestamp(oldest))
-        if slices < 2:  # noqa: PLR2004
-            yield from self._pages(rest)
-            return
+        oldest = _oldest_date(items)
         start = parse_timestamp(params["date_from"])
+        slices = self._slice_count(start, parse_timestamp(oldest))
+        if slices < 2:  # noqa: PLR2004
+            yield from self._pages(dict(params, date_to=oldest))
+            return
         step = (parse_timestamp(oldest) - start) / slices
         bounds = [params["date_from"]]
         bounds += [format_timestamp(start + step * i) for i in range(1, slices)]
@@ -150,13 +143,7 @@ class ConversationLister:
             yield from new
             if not has_more:
                 return
-            if not items:
-                msg = (
-                    "GET /conversations said has_more but listed nothing "
-                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
-                )
-                raise ApiResponseError(msg)
-            oldest = min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
+            oldest = _oldest_date(items)
             all_ties = page_params.get("date_to") == oldest and all(
                 item["date"] == oldest for item in items
             )
@@ -183,7 +170,10 @@ class ConversationLister:
 
 
 def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:
-    """(items, has_more, next_cursor) of a list answer, each item checked for id and date."""
+    """(items, has_more, next_cursor) of a list answer, each item checked for id and date.
+
+    A page that claims more but lists nothing is an error: following it would loop.
+    """
     items = payload.get("conversations")
     pagination = payload.get("pagination")
     if not isinstance(items, list) or not isinstance(pagination, dict):
@@ -196,4 +186,17 @@ def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object
         if not is_timestamp(item.get("date")):
             msg = f"GET /conversations listed conversation {item['id']} without a valid date."
             raise RecordShapeError(msg)
-    return items, pagination.get("has_more") is True, pagination.get("next_cursor")
+    has_more = pagination.get("has_more") is True
+    next_cursor = pagination.get("next_cursor")
+    if has_more and not items:
+        msg = (
+            "GET /conversations said has_more but listed nothing "
+            f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+        )
+        raise ApiResponseError(msg)
+    return items, has_more, next_cursor
+
+
+def _oldest_date(items: list[dict[str, Any]]) -> str:
+    """The `date` of the oldest item, as the API wrote it (items are checked)."""
+    return min(items, key=lambda item: parse_timestamp(item["date"]))["date"]
