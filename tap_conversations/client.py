@@ -13,8 +13,7 @@ import logging
 import math
 import re
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -111,7 +110,6 @@ class ClientStats:
     transient_failures: int = 0
     #: Seconds the last answer took (the server's and the network's share, no pacing).
     last_latency: float = 0.0
-    statuses: Counter[int] = field(default_factory=Counter)
 
 
 class ApiClient:
@@ -181,11 +179,6 @@ class ApiClient:
             )(self._get_once)
         )
 
-    @property
-    def quota_exhausted(self) -> bool:
-        """Whether the daily conversation quota was hit during this run."""
-        return self._quota_error is not None
-
     def close(self) -> None:
         """Release the connection pool."""
         self._session.close()
@@ -239,7 +232,6 @@ class ApiClient:
             msg = f"GET {endpoint} failed: {type(exc).__name__}"
             raise TransientApiError(msg) from None
         with self._lock:
-            self.stats.statuses[response.status_code] += 1
             self.stats.last_latency = response.elapsed.total_seconds()
         if response.status_code < 300:  # noqa: PLR2004
             payload = self._decode(response, endpoint)

@@ -152,10 +152,6 @@ class ConversationFetcher:
             raise failure
         return result
 
-    def fetch(self, listed: list[tuple[dt.datetime, str]]) -> ChunkResult:
-        """Fetch one chunk and wait for it."""
-        return self.collect(self.submit(listed))
-
     def _fetch_first(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
         bundle = self._fetch_one(date, conversation_id)
         detail = bundle.detail or {}

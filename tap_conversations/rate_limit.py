@@ -33,7 +33,6 @@ class PacerStats:
     """What the pacer did, for progress lines and benchmarks."""
 
     requests: int = 0
-    waited_seconds: float = 0.0
     paused_seconds: float = 0.0
 
 
@@ -83,7 +82,6 @@ class RequestPacer:
                     self.stats.requests += 1
                     return
                 wait = earliest - now
-                self.stats.waited_seconds += wait
             self._sleep(wait)
 
     def _reserve(self) -> float:

@@ -80,11 +80,6 @@ class ScopeTracker:
         streams = ", ".join(self._streams_by_scope.get(scope, [])) or "none selected"
         LOGGER.warning("%s Skipping streams: %s.", error, streams)
 
-    @property
-    def missing_scopes(self) -> list[str]:
-        """Scopes found missing in this run, sorted."""
-        return sorted(self._missing)
-
 
 def probe_scopes(api: ApiClient) -> dict[str, bool]:
     """Ask the API which scopes the token has; for discovery and `--test`.

@@ -47,16 +47,12 @@ class TapConversations(Tap):
     # msgspec serialises records several times faster than the stdlib json writer.
     message_writer_class = MsgSpecWriter
 
-    def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, validate_config=validate_config, **kwargs)
-        if validate_config:
-            _ = self.settings  # fail on bad settings before any request
-
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # Our checks first: they name the setting and say what to do in one line,
         # where the SDK's JSON-schema errors are terse and come two lines at a time.
+        # Runs in the SDK's __init__, so a bad setting fails before any request.
         if raise_errors:
-            Settings.from_config(dict(self.config))
+            self.settings = Settings.from_config(dict(self.config))
         return super()._validate_config(raise_errors=raise_errors)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
