@@ -3,8 +3,10 @@
 `GET /conversations/{id}?include_transcript=true&include_insights=true` returns the
 conversation, participants, summary text, transcript and insights at once. Only the
 recording and the summary's timestamps need requests of their own, and only when
-their streams are selected. Conversations of one chunk are fetched in parallel
-(bounded pool, shared pacer) and handed back in the order asked for.
+their streams are selected. `ConversationFetcher.in_order` turns a list of
+conversations into an iterator of fetched chunks: conversations are fetched in
+parallel (bounded pool, shared pacer), the next chunk already submitted while the
+current one is emitted, and handed back in the order asked for.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_conversations.bookmarks import format_timestamp
 from tap_conversations.errors import (
     MissingScopeError,
     NotFoundError,
     QuotaExceededError,
 )
 from tap_conversations.scopes import PER_CONVERSATION_PROBES
+from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Iterator
 
     from tap_conversations.client import ApiClient
+    from tap_conversations.conversation_filters import ListedConversation
     from tap_conversations.scopes import ScopeTracker
 
 
@@ -64,13 +68,20 @@ class ConversationBundle:
 
 
 @dataclass
-class ChunkResult:
+class FetchedChunk:
     """The bundles of one chunk, in order, and whether the daily quota stopped it."""
 
+    #: The conversations asked for, in order.
+    conversations: list[ListedConversation]
     bundles: list[ConversationBundle]
     quota_error: QuotaExceededError | None = None
     #: How many of the asked conversations, from the start, were fetched completely.
     done_prefix: int = 0
+
+    @property
+    def done_until(self) -> dt.datetime | None:
+        """The date up to which every conversation asked for is fetched, if any."""
+        return self.conversations[self.done_prefix - 1].date if self.done_prefix else None
 
 
 @dataclass
@@ -105,8 +116,34 @@ class ConversationFetcher:
         """Stop the worker threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, listed: list[tuple[dt.datetime, str]]) -> PendingChunk:
-        """Start fetching the conversations `(date, id)` of one chunk.
+    def in_order(
+        self, conversations: list[ListedConversation], chunk_size: int
+    ) -> Iterator[FetchedChunk]:
+        """Fetch the conversations chunk by chunk; stops after a chunk the quota cut.
+
+        The next chunk is submitted before the current one is handed back, so the pool
+        stays busy while the caller emits. When the quota cuts a chunk, what the next
+        chunk already fetched is charged, so it comes with the cut chunk.
+        """
+        chunks = [
+            conversations[i : i + chunk_size] for i in range(0, len(conversations), chunk_size)
+        ]
+        upcoming = self.submit(chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            current, upcoming = upcoming, None
+            assert current is not None  # noqa: S101  # submitted one step earlier
+            if index + 1 < len(chunks) and not current.stopped:
+                upcoming = self.submit(chunks[index + 1])
+            result = self.collect(current, chunk)
+            if result.quota_error is not None:
+                if upcoming is not None:
+                    result.bundles += self.collect(upcoming, chunks[index + 1]).bundles
+                yield result
+                return
+            yield result
+
+    def submit(self, listed: list[ListedConversation]) -> PendingChunk:
+        """Start fetching the conversations of one chunk.
 
         Submitting the next chunk before collecting this one keeps the pool busy
         across chunk boundaries; the pool's queue is first in, first out, so chunks
@@ -119,20 +156,20 @@ class ConversationFetcher:
             # one per conversation in flight.
             first: Future[ConversationBundle] = Future()
             try:
-                first.set_result(self._fetch_first(*listed[0]))
+                first.set_result(self._fetch_first(listed[0].date, listed[0].id))
             except Exception as exc:  # noqa: BLE001  # re-raised in order by collect()
                 first.set_exception(exc)
                 return PendingChunk([first], stopped=True)  # nothing learnt: send no more
             futures.append(first)
             start = 1
         futures.extend(
-            self._pool.submit(self._fetch_one, date, cid) for date, cid in listed[start:]
+            self._pool.submit(self._fetch_one, item.date, item.id) for item in listed[start:]
         )
         return PendingChunk(futures)
 
-    def collect(self, chunk: PendingChunk) -> ChunkResult:
+    def collect(self, chunk: PendingChunk, conversations: list[ListedConversation]) -> FetchedChunk:
         """Wait for a submitted chunk; its bundles in order, or its first failure."""
-        result = ChunkResult(bundles=[])
+        result = FetchedChunk(conversations=conversations, bundles=[])
         failure: BaseException | None = None
         for future in chunk.futures:
             if future.cancelled():

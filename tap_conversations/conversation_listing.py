@@ -3,7 +3,7 @@
 Listing is where the API's pagination differs from what a loader needs: its cursor
 loses conversations that share a page's last date, pages can only follow one
 another, and filters take one value per request. This module turns that into one
-list of `(date, id)` to fetch, oldest first, at about one request per 25.
+list of `ListedConversation`, oldest first, at about one request per 25.
 """
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_conversations.bookmarks import format_timestamp, is_timestamp, parse_timestamp
-from tap_conversations.errors import ApiResponseError, RecordShapeError
+from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
+from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
+from tap_conversations.schemas import MEDIUMS
+from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from tap_conversations.client import ApiClient
     from tap_conversations.settings import Settings
@@ -30,6 +34,22 @@ PAGE_SIZE = 25
 SLICE_MIN_IN_FLIGHT = 4
 #: ... and when each slice can expect at least this many pages.
 SLICE_MIN_PAGES = 2
+#: How a tie group larger than a page is split, in order: (list parameter, where its
+#: values come from: a fixed list or the endpoint that lists them).
+TIE_SPLITS: tuple[tuple[str, tuple[str, ...] | tuple[str, str]], ...] = (
+    ("medium", tuple(MEDIUMS)),
+    ("department_id", ("/departments", "departments")),
+    ("user_id", ("/users", "users")),
+)
+
+
+@dataclass(frozen=True)
+class UnlistedTies:
+    """A tie group the API's filters could not split into pages: some were not listed."""
+
+    date: str
+    query: dict[str, str]
+    listed: int
 
 
 class ConversationLister:
@@ -43,32 +63,25 @@ class ConversationLister:
     def __init__(self, api: ApiClient, settings: Settings) -> None:
         self._api = api
         self._settings = settings
+        self._lock = threading.Lock()
+        self._split_values: dict[str, tuple[str, ...]] = {}
+        #: Tie groups that could not be listed whole (warned about by the stream).
+        self.unlisted_ties: list[UnlistedTies] = []
 
-    def since(
-        self, start: dt.datetime, needs_fetch: Callable[[str, dt.datetime], bool]
-    ) -> list[tuple[dt.datetime, str]]:
-        """Every conversation listed since `start` that needs fetching, oldest first.
+    def since(self, start: dt.datetime, filters: ConversationFilters) -> list[ListedConversation]:
+        """Every conversation the filters admit, listed since `start`, oldest first.
 
         The API takes one value per filter, so every combination of the configured
         filters is listed, and the union kept.
         """
-        settings = self._settings
-        found: dict[str, dt.datetime] = {}
-        for department, medium, user in itertools.product(
-            settings.department_ids or (None,),
-            settings.mediums or (None,),
-            settings.user_ids or (None,),
-        ):
-            filters = {"department_id": department, "medium": medium, "user_id": user}
-            params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start)}
-            params.update({name: value for name, value in filters.items() if value is not None})
-            dated = ((item["id"], parse_timestamp(item["date"])) for item in self._listing(params))
+        found: dict[str, ListedConversation] = {}
+        for query in filters.queries():
+            params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start), **query}
+            listed = (ListedConversation.from_item(item) for item in self._listing(params))
             # `date >= start` is kept client-side: correctness must not depend on the
             # server honouring date_from.
-            found.update(
-                (cid, date) for cid, date in dated if date >= start and needs_fetch(cid, date)
-            )
-        return sorted((date, cid) for cid, date in found.items())
+            found.update((item.id, item) for item in listed if item.date >= start)
+        return sorted(found.values())
 
     def _listing(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         """The whole listing from `date_from`: one walk, or date slices walked at once.
@@ -151,6 +164,13 @@ class ConversationLister:
                 page_params = {k: v for k, v in params.items() if k != "cursor"}
                 page_params["date_to"] = oldest
                 continue
+            if all_ties:
+                # More conversations share this date than a page holds; the cursor
+                # would step below the date and lose the rest.
+                for item in self._tie_group(params, oldest):
+                    if item["id"] not in listed:
+                        listed.add(item["id"])
+                        yield item
             cursor_only = cursor_only or (not new and not all_ties)
             if not isinstance(next_cursor, str) or next_cursor in cursors:
                 msg = (
@@ -167,6 +187,46 @@ class ConversationLister:
             cursors.add(next_cursor)
             page_params = {k: v for k, v in params.items() if k != "date_to"}
             page_params["cursor"] = next_cursor
+
+    def _tie_group(self, params: dict[str, str], date: str) -> Iterator[dict[str, Any]]:
+        """Every conversation of `date` the query admits, split by filters until each fits.
+
+        A group still larger than a page when every filter is fixed cannot be listed
+        whole by this API; it is recorded in `unlisted_ties` for the run's warning.
+        """
+        query = {k: v for k, v in params.items() if k not in {"cursor", "date_from", "date_to"}}
+        query.update(date_from=date, date_to=date)
+        items, has_more, _ = page_of(self._api.get("/conversations", query))
+        yield from items
+        if not has_more:
+            return
+        for param, source in TIE_SPLITS:
+            if param in query:
+                continue
+            values = self._values_of(param, source)
+            if values is None:
+                continue
+            for value in values:
+                yield from self._tie_group({**query, param: value}, date)
+            return
+        with self._lock:
+            self.unlisted_ties.append(UnlistedTies(date, query, len(items)))
+
+    def _values_of(
+        self, param: str, source: tuple[str, ...] | tuple[str, str]
+    ) -> tuple[str, ...] | None:
+        """The values a tie group can be split by; None when the token may not list them."""
+        if param == "medium":
+            return source
+        if param not in self._split_values:
+            path, key = source
+            try:
+                records = self._api.get(path).get(key)
+            except MissingScopeError:
+                return None
+            ids = [r.get("id") for r in records or [] if isinstance(r, dict)]
+            self._split_values[param] = tuple(i for i in ids if isinstance(i, str))
+        return self._split_values[param]
 
 
 def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:

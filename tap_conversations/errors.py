@@ -23,9 +23,14 @@ class ConfigError(TapConversationsError):
 
 
 class StateError(TapConversationsError):
-    """The state given to the tap cannot be read; nothing was requested."""
+    """The state given to the tap cannot be used; no record was written."""
 
     exit_code = 2
+    #: What to do about an unusable state, appended to every such message.
+    FIX = (
+        "Pass the state this tap wrote for this account, or remove it to start again from "
+        "start_date (with Meltano: meltano state clear <state id>)."
+    )
 
 
 class AuthenticationError(TapConversationsError):

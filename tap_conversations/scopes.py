@@ -129,3 +129,51 @@ def describe_missing(scope: str) -> str:
     """The advice for one missing scope, as shown by `--test`."""
     extra = " and turn on include_recordings" if scope == "recordings" else ""
     return f"missing scope '{scope}': {GRANT_HINT}{extra}."
+
+
+def probe_missing(api: ApiClient, scopes: set[str]) -> dict[str, MissingScopeError]:
+    """Probe scopes a previous run found missing; those still missing, with their error.
+
+    Costs one list request (`limit=1`) for a conversation id and one request per
+    per-conversation scope (one unit of the daily quota); list scopes cost one each.
+    A scope the probe cannot decide counts as granted: the run then finds out itself.
+    """
+    still_missing: dict[str, MissingScopeError] = {}
+    conversation_id: str | None = None
+    for scope in sorted(scopes):
+        if scope in LIST_PROBES:
+            path: str | None = LIST_PROBES[scope]
+            params = {"limit": "1"} if scope == "conversations" else None
+        else:
+            if conversation_id is None:
+                listing = _answer(api, "/conversations", {"limit": "1"})
+                items = listing.get("conversations") if isinstance(listing, dict) else None
+                first = items[0] if isinstance(items, list) and items else {}
+                conversation_id = first.get("id") if isinstance(first, dict) else None
+            suffix = PER_CONVERSATION_PROBES.get(scope)
+            path = (
+                None
+                if conversation_id is None or suffix is None
+                else (f"/conversations/{conversation_id}{suffix}")
+            )
+            params = None
+        if path is None:
+            continue
+        answer = _answer(api, path, params)
+        if isinstance(answer, MissingScopeError):
+            still_missing[scope] = answer
+    return still_missing
+
+
+def _answer(
+    api: ApiClient, path: str, params: Mapping[str, str] | None
+) -> dict | MissingScopeError | None:
+    """The answer to one probe: the payload, the missing-scope error, or None (unknown)."""
+    try:
+        return api.get(path, params)
+    except MissingScopeError as error:
+        return error
+    except AuthenticationError:
+        raise
+    except TapConversationsError:
+        return None

@@ -9,34 +9,38 @@ child reads its part of the same responses.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_conversations import schemas
-from tap_conversations.bookmarks import (
-    ConversationCheckpoint,
-    format_timestamp,
-    is_timestamp,
-    parse_timestamp,
-)
+from tap_conversations.bookmarks import ConversationCheckpoint, recheck_due
 from tap_conversations.conversation_fetch import (
-    ChunkResult,
     ConversationBundle,
     ConversationFetcher,
+    FetchedChunk,
     FetchPlan,
-    PendingChunk,
 )
-from tap_conversations.conversation_listing import PAGE_SIZE, ConversationLister
-from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
+from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
+from tap_conversations.conversation_listing import ConversationLister
+from tap_conversations.coverage import CoveredSpan
+from tap_conversations.errors import (
+    ApiResponseError,
+    MissingScopeError,
+    RecordShapeError,
+    StateError,
+)
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
+from tap_conversations.scopes import probe_missing
+from tap_conversations.sdk_internals import ChunkedParentStream, SdkStream
+from tap_conversations.settings import HISTORY_DAYS
+from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -46,9 +50,11 @@ LOGGER = logging.getLogger("tap_conversations")
 
 #: Detail keys that belong to child streams, not to the conversation record.
 CHILD_PARTS = frozenset({"transcript", "insights", "_meta"})
+#: Conversations fetched and emitted between two checkpoints (STATE messages).
+FETCH_CHUNK_SIZE = 25
 
 
-class ConversationsApiStream(Stream):
+class ConversationsApiStream(SdkStream):
     """Base of every stream: scope and cost declarations, shared record hygiene."""
 
     #: The token scope this stream needs (None: any valid token).
@@ -62,15 +68,6 @@ class ConversationsApiStream(Stream):
     def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
         super().__init__(tap, **kwargs)
         self.conversations_tap = tap
-        self._schema_written = False
-
-    def _write_schema_message(self) -> None:
-        # The SDK writes a child's SCHEMA again each time the child is synced for a
-        # parent (meltano/sdk#1061); one per stream and run is all a target needs.
-        if self._schema_written:
-            return
-        self._schema_written = True
-        super()._write_schema_message()
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
         """Drop the API envelope, make absent fields null, refuse changed types."""
@@ -95,18 +92,25 @@ class ListEndpointStream(ConversationsApiStream):
         if tap.scopes.is_missing(self.scope):
             return
         try:
-            payload = tap.api.get(self.path)
+            yield from self.read()
         except MissingScopeError as error:
             tap.scopes.missing(self.scope or "", error)
-            return
+
+    def read(self) -> list[dict[str, Any]]:
+        """The endpoint's records (one request)."""
+        payload = self.conversations_tap.api.get(self.path)
         if self.records_key is None:
-            yield payload
-            return
-        records = payload.get(self.records_key)
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            msg = f"GET {self.path} answered without a '{self.records_key}' list of objects."
-            raise ApiResponseError(msg)
-        yield from records
+            return [payload]
+        return records_in(payload, self.path, self.records_key)
+
+
+def records_in(payload: dict[str, Any], path: str, key: str) -> list[dict[str, Any]]:
+    """The list of objects under `key` of an answer, or a clear error."""
+    records = payload.get(key)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        msg = f"GET {path} answered without a '{key}' list of objects."
+        raise ApiResponseError(msg)
+    return records
 
 
 class AccountStream(ListEndpointStream):
@@ -116,6 +120,10 @@ class AccountStream(ListEndpointStream):
     path = "/me"
     primary_keys = ("id",)
     schema = schemas.ACCOUNT
+
+    def read(self) -> list[dict[str, Any]]:
+        """The account, read once per run (the conversations state is tied to it)."""
+        return [self.conversations_tap.account]
 
 
 class UsersStream(ListEndpointStream):
@@ -152,38 +160,32 @@ class DepartmentsStream(ListEndpointStream):
 
 
 class WebhookDeliveriesStream(ListEndpointStream):
-    """Webhook deliveries of the last 7 days (the API keeps no more)."""
+    """Webhook deliveries of the last 7 days, each with its latest status.
+
+    Read whole every run (one request: the API keeps 7 days): a delivery first read as
+    `pending` and later `delivered` is emitted again with its new status, and the
+    loader's upsert on `id` keeps the latest.
+    """
 
     name = "webhook_deliveries"
     path = "/webhooks/deliveries"
     records_key = "deliveries"
     primary_keys = ("id",)
-    replication_key = "created_at"
-    is_sorted = True  # get_records sorts the (small) answer, so the bookmark is resumable
     schema = schemas.WEBHOOK_DELIVERY
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Yield deliveries created at or after the bookmark, oldest first."""
-        start = self.get_starting_timestamp(context)
-        dated = []
-        for record in super().get_records(context):
-            created = record.get("created_at")
-            if not is_timestamp(created):
-                msg = (
-                    f"Stream webhook_deliveries, record id={record.get('id')!r}: field "
-                    f"'created_at' is {created!r:.60}, not a date-time."
-                )
-                raise RecordShapeError(msg)
-            moment = parse_timestamp(str(created))
-            if start is None or moment >= start:
-                dated.append((moment, record))
-        dated.sort(key=lambda pair: pair[0])
-        for _, record in dated:
-            yield record
+    def read(self) -> list[dict[str, Any]]:
+        """The deliveries, read once per run (the conversations stream uses them too)."""
+        return self.conversations_tap.webhook_deliveries()
 
 
-class ConversationsStream(ConversationsApiStream):
-    """Conversations, incremental on `date`; the parent of every per-conversation stream."""
+class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
+    """Conversations, incremental on `date`; the parent of every per-conversation stream.
+
+    The path of one conversation: listed (`conversation_listing`), chosen for this run
+    by the checkpoint (`bookmarks`, `coverage`), fetched in a chunk
+    (`conversation_fetch`), emitted with its children's records, then recorded in the
+    checkpoint, which is written as this stream's state after every chunk.
+    """
 
     name = "conversations"
     primary_keys = ("id",)
@@ -194,101 +196,271 @@ class ConversationsStream(ConversationsApiStream):
 
     def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
         super().__init__(tap, **kwargs)
-        #: The chunk being emitted; the children read their parts from it.
+        #: The chunk being emitted, for the children (see ConversationPartStream).
         self.current_chunk: list[ConversationBundle] = []
 
-    def _increment_stream_state(
-        self, latest_record: dict, *, context: Context | None = None
-    ) -> None:
-        # The bookmark is a ConversationCheckpoint, advanced once per chunk after the
-        # children's records are out, not per record.
-        pass
-
-    def generate_child_contexts(
-        self,
-        record: dict,  # noqa: ARG002
-        context: Context | None,  # noqa: ARG002
-    ) -> Iterable[Context | None]:
-        """No per-record child syncs: children run once per chunk (see get_records)."""
-        return ()
-
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
-        """List the window, then fetch and emit chunk by chunk, oldest first."""
+        """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first."""
         tap = self.conversations_tap
-        settings = tap.settings
+        now = dt.datetime.now(dt.timezone.utc)
         checkpoint = ConversationCheckpoint.from_state(self.stream_state)
-        start = self._start(checkpoint)
+        self._claim_account(checkpoint)
+        streams = self._streams_to_cover(checkpoint)
+        filters = ConversationFilters.from_settings(tap.settings)
+        start = self._listing_start(checkpoint, filters, streams, now)
+        lister = ConversationLister(tap.api, tap.settings)
         try:
-            listed = ConversationLister(tap.api, settings).since(start, checkpoint.needs_fetch)
+            listed = lister.since(start, filters)
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
-        if not listed:
-            LOGGER.info("conversations: nothing new since %s.", format_timestamp(start))
-            self._save(checkpoint)
-            return
-        fetcher = ConversationFetcher(
-            tap.api, tap.scopes, self._fetch_plan(), settings.max_parallel_requests
+        to_fetch = self._choose(checkpoint, listed, streams, now)
+        fetched_until: dt.datetime | None = None
+        stopped = False
+        if to_fetch:
+            fetched_until, stopped = yield from self._fetch_and_emit(to_fetch, checkpoint, now)
+        else:
+            LOGGER.info(
+                "conversations: nothing to fetch (%d listed since %s).",
+                len(listed),
+                format_timestamp(start),
+            )
+        covered_until = fetched_until if stopped else checkpoint.high_water
+        if covered_until is not None:
+            synced = frozenset(s for s in streams if not tap.scopes.is_missing(self._scope_of(s)))
+            checkpoint.coverage.add(CoveredSpan(start, covered_until, filters, synced))
+        checkpoint.missing_scopes = frozenset(
+            scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
-        progress = ProgressReporter(tap.api, total=len(listed))
-        chunks = [listed[i : i + PAGE_SIZE] for i in range(0, len(listed), PAGE_SIZE)]
+        self._save(checkpoint, now)
+        self._warn_unlisted_ties(lister)
+
+    def _fetch_and_emit(
+        self,
+        to_fetch: list[ListedConversation],
+        checkpoint: ConversationCheckpoint,
+        now: dt.datetime,
+    ) -> Generator[dict[str, Any], None, tuple[dt.datetime | None, bool]]:
+        """Fetch, emit and checkpoint chunk by chunk; (fetched until, stopped by quota)."""
+        tap = self.conversations_tap
+        fetcher = ConversationFetcher(
+            tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
+        )
+        progress = ProgressReporter(tap.api, total=len(to_fetch))
+        fetched_until: dt.datetime | None = None
         try:
-            upcoming: PendingChunk | None = fetcher.submit(chunks[0])
-            for index, chunk in enumerate(chunks):
-                if upcoming is None:
-                    break  # the previous chunk stopped early and raised; not reached
-                pending = upcoming
-                more = index + 1 < len(chunks) and not pending.stopped
-                upcoming = fetcher.submit(chunks[index + 1]) if more else None
-                result = fetcher.collect(pending)
-                if result.quota_error is not None and upcoming is not None:
-                    # The next chunk ran alongside: what it got is charged, so emit it.
-                    result.bundles += fetcher.collect(upcoming).bundles
-                yield from self._emit_chunk(result, index, checkpoint)
-                if result.done_prefix:
-                    checkpoint.advance(chunk[result.done_prefix - 1][0])
-                self._save(checkpoint)
-                progress.advance(len(result.bundles))
-                if result.quota_error is not None:
-                    remaining = len(listed) - index * PAGE_SIZE - result.done_prefix
+            for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
+                yield from self._emit_chunk(chunk, index)
+                for bundle in chunk.bundles:
+                    checkpoint.mark_emitted(
+                        bundle.conversation_id, bundle.date, complete=bundle.complete, now=now
+                    )
+                if chunk.done_until is not None:
+                    checkpoint.advance(chunk.done_until, now)
+                    fetched_until = chunk.done_until
+                self._save(checkpoint, now)
+                progress.advance(len(chunk.bundles))
+                if chunk.quota_error is not None:
+                    done = index * FETCH_CHUNK_SIZE
                     LOGGER.warning(
-                        "%s Stopped with %d of %d listed conversations left; the state "
+                        "%s Stopped with %d of %d conversations to fetch left; the state "
                         "saved lets the next run resume there without fetching the others "
                         "again. Other streams continue; the run exits 0.",
-                        result.quota_error,
-                        remaining,
-                        len(listed),
+                        chunk.quota_error,
+                        len(to_fetch) - done - chunk.done_prefix,
+                        len(to_fetch),
                     )
-                    return
+                    return fetched_until, True
         finally:
             self.current_chunk = []
             fetcher.close()
             progress.finish()
+        return fetched_until, False
 
-    def _emit_chunk(
-        self, result: ChunkResult, index: int, checkpoint: ConversationCheckpoint
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the chunk's conversations, sync the children, then checkpoint."""
-        self.current_chunk = [b for b in result.bundles if b.detail is not None]
+    def _emit_chunk(self, chunk: FetchedChunk, index: int) -> Iterator[dict[str, Any]]:
+        """Yield the chunk's conversations, then sync the children on the same chunk."""
+        self.current_chunk = [b for b in chunk.bundles if b.detail is not None]
         for bundle in self.current_chunk:
             yield {k: v for k, v in (bundle.detail or {}).items() if k not in CHILD_PARTS}
-        self._sync_children({"chunk": index})
-        for bundle in result.bundles:
-            checkpoint.mark_emitted(bundle.conversation_id, bundle.date, complete=bundle.complete)
+        self.sync_children_now({"chunk": index})
 
-    def _save(self, checkpoint: ConversationCheckpoint) -> None:
-        checkpoint.prune(self.conversations_tap.settings.late_data_window)
-        checkpoint.write_to(self.stream_state)
-        self._write_state_message()
+    def _claim_account(self, checkpoint: ConversationCheckpoint) -> None:
+        """Tie the state to the token's account; refuse a state of another account."""
+        account = self.conversations_tap.account
+        account_id = str(account.get("id"))
+        if checkpoint.account_id not in (None, account_id):
+            msg = (
+                f"The state was written for account {checkpoint.account_id}, but the token "
+                f"reads account {account_id} ({account.get('name')!r}): continuing from it "
+                f"would skip that account's conversations. {StateError.FIX}"
+            )
+            raise StateError(msg)
+        checkpoint.account_id = account_id
 
-    def _start(self, checkpoint: ConversationCheckpoint) -> dt.datetime:
+    def _selected_scopes(self) -> set[str]:
+        """The scopes of the selected streams of the conversations family."""
+        return {self._scope_of(name) for name in self._selected_family()}
+
+    def _selected_family(self) -> set[str]:
+        """This stream and its children, those selected."""
+        family = {child.name for child in self.child_streams if child.selected}
+        return family | ({self.name} if self.selected else set())
+
+    def _scope_of(self, stream_name: str) -> str:
+        stream = self.conversations_tap.streams[stream_name]
+        return getattr(stream, "scope", None) or self.scope or ""
+
+    def _streams_to_cover(self, checkpoint: ConversationCheckpoint) -> frozenset[str]:
+        """The streams this run emits, for the coverage: selected, and readable.
+
+        A scope the last run found missing is probed again (two requests, one unit of
+        the daily quota), so that a scope granted since is noticed and its streams
+        backfilled, while a scope still missing costs no backfill.
+        """
+        tap = self.conversations_tap
+        recheck = checkpoint.missing_scopes & self._selected_scopes()
+        if recheck:
+            for scope, error in probe_missing(tap.api, set(recheck)).items():
+                tap.scopes.missing(scope, error)
+        return frozenset(
+            name
+            for name in self._selected_family()
+            if not tap.scopes.is_missing(self._scope_of(name))
+        )
+
+    def _listing_start(
+        self,
+        checkpoint: ConversationCheckpoint,
+        filters: ConversationFilters,
+        streams: frozenset[str],
+        now: dt.datetime,
+    ) -> dt.datetime:
+        """Where this run lists from: the late-data window, or the first uncovered date."""
+        tap = self.conversations_tap
+        settings = tap.settings
+        history_floor = tap.history_floor
+        configured = max(settings.start_date or history_floor, history_floor)
+        relist_from = checkpoint.relist_from(settings.late_data_window, now)
+        if relist_from is None or checkpoint.high_water is None:
+            return configured
+        if not checkpoint.coverage.spans:
+            # A state written before coverage was recorded: it stands for this run's wishes.
+            checkpoint.coverage.add(
+                CoveredSpan(configured, checkpoint.high_water, filters, streams)
+            )
+        gap = checkpoint.coverage.first_gap(configured, checkpoint.high_water, filters, streams)
+        start = max(configured, relist_from)
+        if gap is not None and gap[0] < start:
+            LOGGER.warning(
+                "conversations: the state does not cover this run's selection (%s); "
+                "listing again from %s to fetch what it lacks.",
+                gap[1],
+                format_timestamp(gap[0]),
+            )
+            return gap[0]
+        return start
+
+    def _choose(
+        self,
+        checkpoint: ConversationCheckpoint,
+        listed: list[ListedConversation],
+        streams: frozenset[str],
+        now: dt.datetime,
+    ) -> list[ListedConversation]:
+        """The conversations this run fetches: new, uncovered, or pending and due."""
         settings = self.conversations_tap.settings
-        history_floor = self.conversations_tap.history_floor
-        start = settings.start_date or history_floor
-        relist_from = checkpoint.relist_from(settings.late_data_window)
-        if relist_from is not None:
-            start = max(start, relist_from)
-        return max(start, history_floor)
+        relist_from = checkpoint.relist_from(settings.late_data_window, now) or now
+        completed = self._completed_per_webhooks(checkpoint, now)
+        chosen = {
+            item.id: item
+            for item in listed
+            if checkpoint.needs_fetch(
+                item, streams=streams, relist_from=relist_from, completed=completed, now=now
+            )
+        }
+        listed_ids = {item.id for item in listed}
+        for cid, entry in checkpoint.pending.items():
+            # Pending conversations older than this listing are fetched by id.
+            if cid not in listed_ids and (
+                cid in completed or recheck_due(entry.date, entry.checked, now)
+            ):
+                chosen[cid] = ListedConversation(date=entry.date, id=cid)
+        new = sum(
+            1
+            for item in chosen.values()
+            if checkpoint.high_water is None or item.date > checkpoint.high_water
+        )
+        rechecks = sum(1 for cid in chosen if cid in checkpoint.pending)
+        backfill = len(chosen) - new - rechecks
+        if backfill > 0:
+            LOGGER.warning(
+                "conversations: fetching %d conversations the state does not cover yet "
+                "(%d requests and %d units of the token's daily conversation quota), "
+                "besides %d new and %d still processing.",
+                backfill,
+                backfill,
+                backfill,
+                new,
+                rechecks,
+            )
+        return sorted(chosen.values())
+
+    def _completed_per_webhooks(
+        self, checkpoint: ConversationCheckpoint, now: dt.datetime
+    ) -> frozenset[str]:
+        """Pending ids that a `conversation.completed` delivery reports done since checked.
+
+        Read only when some pending conversation is not due by the schedule anyway: one
+        request, none when webhook_deliveries is selected too (the answer is shared).
+        """
+        waiting = {
+            cid: entry
+            for cid, entry in checkpoint.pending.items()
+            if not recheck_due(entry.date, entry.checked, now)
+        }
+        if not waiting:
+            return frozenset()
+        completed = set()
+        for delivery in self.conversations_tap.webhook_deliveries():
+            entry = waiting.get(str(delivery.get("resource_id")))
+            created = delivery.get("created_at")
+            if (
+                entry is not None
+                and delivery.get("event_type") == "conversation.completed"
+                and is_timestamp(created)
+                and parse_timestamp(str(created)) >= entry.checked
+            ):
+                completed.add(str(delivery["resource_id"]))
+        return frozenset(completed)
+
+    def _save(self, checkpoint: ConversationCheckpoint, now: dt.datetime) -> None:
+        tap = self.conversations_tap
+        given_up = checkpoint.prune(tap.settings.late_data_window, tap.history_floor, now)
+        if given_up:
+            LOGGER.warning(
+                "conversations: %d conversations never finished processing within the API's "
+                "%d days of history; their summaries, transcripts and insights will not "
+                "arrive: %s. Ask the vendor's support about them.",
+                len(given_up),
+                HISTORY_DAYS,
+                ", ".join(given_up),
+            )
+        checkpoint.write_to(self.stream_state)
+        self.write_state_now()
+
+    def _warn_unlisted_ties(self, lister: ConversationLister) -> None:
+        for ties in lister.unlisted_ties:
+            filters = {
+                k: v for k, v in ties.query.items() if k not in {"date_from", "date_to", "limit"}
+            }
+            LOGGER.warning(
+                "conversations: more than %d conversations share the date %s%s; the API's "
+                "pagination cannot list the rest, even split by medium, department and "
+                "user, so at least 1 was not synced. Report it to the vendor with this line.",
+                ties.listed,
+                ties.date,
+                f" ({filters})" if filters else "",
+            )
 
     def _fetch_plan(self) -> FetchPlan:
         wanted = {

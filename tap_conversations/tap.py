@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
+import json
 import logging
 import sys
+import threading
 from collections import defaultdict
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
-from tap_conversations.bookmarks import format_timestamp
+from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
-from tap_conversations.errors import AuthenticationError, TapConversationsError
+from tap_conversations.errors import AuthenticationError, StateError, TapConversationsError
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
+from tap_conversations.sdk_internals import SdkTap
 from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
-from tap_conversations.streams import STREAM_TYPES, ConversationsApiStream
+from tap_conversations.streams import (
+    STREAM_TYPES,
+    ConversationsApiStream,
+    ConversationsStream,
+    WebhookDeliveriesStream,
+    records_in,
+)
+from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     import click
 
 LOGGER = logging.getLogger("tap_conversations")
@@ -37,7 +45,7 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-class TapConversations(Tap):
+class TapConversations(SdkTap):
     """Singer tap for the conversational-intelligence REST API."""
 
     name = "tap-conversations"
@@ -46,26 +54,67 @@ class TapConversations(Tap):
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     # msgspec serialises records several times faster than the stdlib json writer.
     message_writer_class = MsgSpecWriter
+    _deliveries: list[dict[str, Any]] | None
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # Our checks first: they name the setting and say what to do in one line,
-        # where the SDK's JSON-schema errors are terse and come two lines at a time.
-        # Runs in the SDK's __init__, so a bad setting fails before any request.
-        if raise_errors:
-            self.settings = Settings.from_config(dict(self.config))
-        return super()._validate_config(raise_errors=raise_errors)
+    def check_settings(self) -> None:
+        """Our checks first: they name the setting and say what to do in one line.
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # The SDK writes the last state and exits 0 on SIGTERM/SIGINT, so a scheduler
-        # would record an interrupted sync as a success: keep the state, exit 128+signal.
-        try:
-            super()._handle_termination(signum, frame)
-        except SystemExit:
-            LOGGER.warning(
-                "Interrupted by signal %d; the last state written lets the next run resume.",
-                signum,
+        The SDK's JSON-schema errors are terse and come two lines at a time. Runs in
+        the SDK's __init__, so a bad setting fails before any request.
+        """
+        self.settings = Settings.from_config(dict(self.config))
+
+    def on_termination(self, signum: int) -> None:
+        """A scheduler must record an interrupted sync as failed: exit 128 + signal."""
+        LOGGER.warning(
+            "Interrupted by signal %d; the last state written lets the next run resume.",
+            signum,
+        )
+        super().on_termination(signum)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take the state, as its value or as a whole STATE message; refuse a damaged one.
+
+        Every stream's state is checked here, before any request or record, so a
+        damaged state ends the run with one line instead of a traceback midway.
+
+        Raises:
+            StateError: The state is not one this tap wrote.
+        """
+        if state.get("type") == "STATE" and "value" in state:
+            state = state["value"]  # the last line of a target's output, as is
+        if not isinstance(state.get("bookmarks", {}), dict):
+            msg = (
+                "The state is not a Singer state (an object with 'bookmarks'), so this tap "
+                f"cannot resume from it. {StateError.FIX}"
             )
-            raise SystemExit(128 + signum) from None
+            raise StateError(msg)
+        for name, stream_state in state.get("bookmarks", {}).items():
+            if not isinstance(stream_state, dict):
+                msg = f"The state of stream {name} is not an object. {StateError.FIX}"
+                raise StateError(msg)
+        ConversationCheckpoint.from_state(
+            state.get("bookmarks", {}).get(ConversationsStream.name, {})
+        )
+        super().load_state(state)
+
+    @cached_property
+    def account(self) -> dict[str, Any]:
+        """The account the token reads (GET /me), once per run."""
+        return self.api.get("/me")
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """The webhook deliveries of the last 7 days, read once per run."""
+        with self._deliveries_lock:
+            if self._deliveries is None:
+                path = WebhookDeliveriesStream.path
+                self._deliveries = records_in(self.api.get(path), path, "deliveries")
+            return self._deliveries
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._deliveries_lock = threading.Lock()
+        self._deliveries = None
+        super().__init__(*args, **kwargs)
 
     @cached_property
     def settings(self) -> Settings:
@@ -138,6 +187,8 @@ class TapConversations(Tap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Run a sync; a failure the user can act on ends with its one line, no traceback."""
         try:
+            if kwargs.get("state") is not None:
+                kwargs["state"] = _checked_state_file(kwargs["state"])
             super().invoke(*args, **kwargs)
         except TapConversationsError as error:
             cls.logger.error("%s", error)  # noqa: TRY400  # the traceback is noise here
@@ -172,6 +223,26 @@ class TapConversations(Tap):
         for scope in sorted(scope for scope, ok in granted.items() if not ok):
             cls.logger.warning("Token %s", describe_missing(scope))
         ctx.exit(0)
+
+
+def _checked_state_file(state_file: io.TextIOBase) -> io.StringIO:
+    """The state file's JSON, or one line that says the file is damaged.
+
+    An empty file is a first run's state (what a scheduler may create before one).
+    """
+    name = getattr(state_file, "name", "the state file")
+    text = state_file.read()
+    if not text.strip():
+        return io.StringIO("{}")
+    try:
+        json.loads(text)
+    except ValueError as error:
+        msg = (
+            f"The state file {name} is not valid JSON ({error}); it may be truncated. "
+            f"{StateError.FIX}"
+        )
+        raise StateError(msg) from None
+    return io.StringIO(text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Every private singer-sdk member the tap relies on, fenced in this one module.
+
+The SDK's public hooks do not cover four things this tap needs, so it overrides or
+calls these private members (singer-sdk 0.54.x; `tests/test_sdk_internals.py` fails
+loudly when an upgrade renames one or changes its signature, and pyproject.toml lists
+them next to the pin):
+
+* `Stream._write_schema_message`: the SDK writes a child's SCHEMA again each time the
+  child is synced for a parent (meltano/sdk#1061); one per stream and run is enough.
+* `Stream._increment_stream_state`: the conversations bookmark is a checkpoint
+  advanced once per chunk, after the children's records are out, not per record.
+* `Stream._sync_children`: children are synced once per fetched chunk, not once per
+  parent record (which would cost a context, a log line and a metric per record).
+* `Stream._write_state_message`: the checkpoint is written as soon as a chunk is done,
+  so an interrupted run resumes there.
+* `PluginBase._validate_config`: our one-line setting errors come first, before the
+  SDK's JSON-schema messages, and before any request.
+* `Tap._handle_termination`: on SIGTERM/SIGINT the SDK exits 0; a scheduler must see
+  an interrupted sync fail (see `termination.py`).
+
+Nothing outside this module names a private SDK member.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import Stream, Tap
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from singer_sdk.helpers.types import Context
+
+#: (class, member) pairs this module overrides or calls; checked by the tests.
+SDK_PRIVATE_MEMBERS: tuple[tuple[type, str], ...] = (
+    (Stream, "_write_schema_message"),
+    (Stream, "_increment_stream_state"),
+    (Stream, "_sync_children"),
+    (Stream, "_write_state_message"),
+    (Tap, "_validate_config"),
+    (Tap, "_handle_termination"),
+)
+
+
+class SdkStream(Stream):
+    """A stream that writes its SCHEMA once per run and can checkpoint on demand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._schema_written = False
+
+    def _write_schema_message(self) -> None:
+        if self._schema_written:
+            return
+        self._schema_written = True
+        super()._write_schema_message()
+
+    def write_state_now(self) -> None:
+        """Write this stream's state as a STATE message now."""
+        self._write_state_message()
+
+
+class ChunkedParentStream(SdkStream):
+    """A parent that syncs its children per chunk and keeps its own bookmark."""
+
+    #: Children are synced by `sync_children_now`, never per record.
+    def generate_child_contexts(
+        self,
+        record: dict,  # noqa: ARG002
+        context: Context | None,  # noqa: ARG002
+    ) -> tuple[Context | None, ...]:
+        """No per-record child syncs."""
+        return ()
+
+    def _increment_stream_state(
+        self, latest_record: dict, *, context: Context | None = None
+    ) -> None:
+        # The bookmark is the subclass's checkpoint, advanced per chunk.
+        pass
+
+    def sync_children_now(self, context: Context) -> None:
+        """Sync every selected child now, with `context`."""
+        self._sync_children(context)
+
+
+class SdkTap(Tap):
+    """A tap whose own setting checks run first and whose signals fail the run."""
+
+    #: Exit status after a signal, as shells report it: 128 + the signal number.
+    SIGNAL_EXIT_BASE: ClassVar[int] = 128
+
+    def check_settings(self) -> None:
+        """Check the settings with one-line errors; runs before the SDK's checks."""
+
+    def on_termination(self, signum: int) -> None:
+        """Called on SIGTERM/SIGINT after the SDK wrote the last state; must not return."""
+        raise SystemExit(self.SIGNAL_EXIT_BASE + signum)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        if raise_errors:
+            self.check_settings()
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        try:
+            super()._handle_termination(signum, frame)  # writes the last state, exits 0
+        except SystemExit:
+            self.on_termination(signum)
