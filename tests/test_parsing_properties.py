@@ -22,6 +22,7 @@ from tap_conversations import client as client_module
 from tap_conversations import schemas
 from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp
 from tap_conversations.client import ApiClient, parse_retry_after
+from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.conversation_listing import page_of
 from tap_conversations.errors import (
     ApiResponseError,
@@ -385,11 +386,18 @@ def test_checkpoint_from_garbage_state_is_usable_or_a_clear_error(state: dict[st
         checkpoint = ConversationCheckpoint.from_state(state)
         # Everything a sync does with it must work too.
         when = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
-        checkpoint.needs_fetch(UUID, when)
-        checkpoint.relist_from(dt.timedelta(hours=24))
-        checkpoint.mark_emitted(UUID, when, complete=False)
-        checkpoint.advance(when)
-        checkpoint.prune(dt.timedelta(hours=24))
+        listed = ListedConversation(date=when, id=UUID, medium="call")
+        checkpoint.needs_fetch(
+            listed,
+            streams=frozenset({"conversations"}),
+            relist_from=when,
+            completed=frozenset(),
+            now=when,
+        )
+        checkpoint.relist_from(dt.timedelta(hours=24), when)
+        checkpoint.mark_emitted(UUID, when, complete=False, now=when)
+        checkpoint.advance(when, when)
+        checkpoint.prune(dt.timedelta(hours=24), when - dt.timedelta(days=30), when)
         written: dict[str, Any] = {}
         checkpoint.write_to(written)
         json.dumps(written)
@@ -411,15 +419,23 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
 
     checkpoint = ConversationCheckpoint()
     for cid, date, complete in emitted:
-        checkpoint.mark_emitted(cid, parse_timestamp(date), complete=complete)
-        checkpoint.advance(parse_timestamp(date))
+        moment = parse_timestamp(date)
+        checkpoint.mark_emitted(cid, moment, complete=complete, now=moment)
+        checkpoint.advance(moment, moment)
     state: dict[str, Any] = {}
     checkpoint.write_to(state)
     again = ConversationCheckpoint.from_state(json.loads(json.dumps(state)))
     assert again == checkpoint
     for cid, date, _ in emitted:
         moment = parse_timestamp(date)
-        assert again.needs_fetch(cid, moment) == checkpoint.needs_fetch(cid, moment)
+        listed = ListedConversation(date=moment, id=cid)
+        ask = {
+            "streams": frozenset(),
+            "relist_from": moment,
+            "completed": frozenset(),
+            "now": moment,
+        }
+        assert again.needs_fetch(listed, **ask) == checkpoint.needs_fetch(listed, **ask)
 
 
 # --- settings --------------------------------------------------------------------------
