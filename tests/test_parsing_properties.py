@@ -429,13 +429,11 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
     for cid, date, _ in emitted:
         moment = parse_timestamp(date)
         listed = ListedConversation(date=moment, id=cid)
-        ask = {
-            "streams": frozenset(),
-            "relist_from": moment,
-            "completed": frozenset(),
-            "now": moment,
-        }
-        assert again.needs_fetch(listed, **ask) == checkpoint.needs_fetch(listed, **ask)
+        assert again.needs_fetch(
+            listed, streams=frozenset(), relist_from=moment, completed=frozenset(), now=moment
+        ) == checkpoint.needs_fetch(
+            listed, streams=frozenset(), relist_from=moment, completed=frozenset(), now=moment
+        )
 
 
 # --- settings --------------------------------------------------------------------------
