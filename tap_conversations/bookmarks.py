@@ -181,13 +181,14 @@ class ConversationCheckpoint:
             completed: Ids that webhook deliveries report as completed.
             now: The run's clock.
         """
+        done = self.high_water is not None and conversation.date <= self.high_water
+        if done and not self.coverage.covers(conversation, streams):
+            return True  # a widened filter or a newly selected stream
         pending = self.pending.get(conversation.id)
         if pending is not None:
             return conversation.id in completed or recheck_due(pending.date, pending.checked, now)
-        if self.high_water is None or conversation.date > self.high_water:
+        if not done:
             return not self.was_seen(conversation.id, conversation.date)
-        if not self.coverage.covers(conversation, streams):
-            return True
         return conversation.date >= relist_from and not self.was_seen(
             conversation.id, conversation.date
         )

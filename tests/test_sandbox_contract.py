@@ -1106,3 +1106,52 @@ def test_standalone_command(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- knobs for the trust tests: ties beyond a page, slow processing, delivery status ---
+
+
+def test_a_tie_group_larger_than_a_page_is_split_by_the_list_filters(sandbox: Sandbox) -> None:
+    tie = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=5)
+    added = {
+        sandbox.add_conversation(date=tie, medium=("call", "chat")[i % 2]) for i in range(30)
+    }
+    api = Api(sandbox)
+    stamp = tie.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    whole = api.ok("/conversations", date_from=stamp, date_to=stamp)
+    assert len(whole["conversations"]) == 25
+    assert whole["pagination"]["has_more"] is True
+    by_medium = [
+        api.ok("/conversations", date_from=stamp, date_to=stamp, medium=medium)
+        for medium in ("call", "chat")
+    ]
+    assert [page["pagination"]["has_more"] for page in by_medium] == [False, False]
+    assert {c["id"] for page in by_medium for c in page["conversations"]} == added
+
+
+def test_processing_that_takes_days_and_completes_without_a_webhook(sandbox: Sandbox) -> None:
+    two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    cid = sandbox.add_conversation(date=two_days_ago, processed=False)
+    api = Api(sandbox)
+    assert api.ok(f"/conversations/{cid}", "/conversations/{id}")["summary"] is None
+    before = sandbox.webhook_deliveries()
+    sandbox.set_processed(cid, processed=True, webhook=False)
+    assert api.ok(f"/conversations/{cid}", "/conversations/{id}")["summary"] is not None
+    assert sandbox.webhook_deliveries() == before
+
+
+def test_a_delivery_status_changes_from_pending_to_delivered(sandbox: Sandbox) -> None:
+    cid = sandbox.listed_conversations()[0]["id"]
+    delivery_id = sandbox.add_delivery(cid)
+    api = Api(sandbox)
+
+    def listed() -> dict[str, Any]:
+        deliveries = api.ok("/webhooks/deliveries")["deliveries"]
+        return next(d for d in deliveries if d["id"] == delivery_id)
+
+    assert listed()["status"] == "pending"
+    assert listed()["delivered_at"] is None
+    sandbox.set_delivery_status(delivery_id, "delivered")
+    assert listed()["status"] == "delivered"
+    assert listed()["delivered_at"] is not None
+    assert listed()["attempts"] == 2

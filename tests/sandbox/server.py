@@ -661,8 +661,17 @@ class Sandbox:
                 setattr(conv, key, value)
         conv.list_json = None
 
-    def set_processed(self, conv_id: str, processed: bool) -> None:  # noqa: FBT001 - public interface
-        """Finish (or undo) processing; True also records a webhook delivery."""
+    def set_processed(
+        self,
+        conv_id: str,
+        processed: bool,  # noqa: FBT001 - public interface
+        *,
+        webhook: bool = True,
+    ) -> None:
+        """Finish (or undo) processing; True also records a webhook delivery.
+
+        ``webhook=False`` models an account without webhooks: nothing is recorded.
+        """
         with self._lock:
             conv = self._conv(conv_id)
             conv.processed = processed
@@ -671,7 +680,24 @@ class Sandbox:
                 if conv.summary_created_at is None:
                     conv.summary_created_at = now
                 conv.summary_updated_at = now
-                self._record_delivery(conv_id, now)
+                if webhook:
+                    self._record_delivery(conv_id, now)
+
+    def add_delivery(self, conv_id: str, status: str = "pending") -> str:
+        """Record a ``conversation.completed`` delivery with ``status``; returns its id."""
+        return self._record_delivery(conv_id, now_ms(), status, None)
+
+    def set_delivery_status(self, delivery_id: str, status: str) -> None:
+        """Change a delivery's status (``delivered`` also sets ``delivered_at``)."""
+        with self._lock:
+            delivery = next(d for d in self._deliveries if d.id == delivery_id)
+            now = now_ms()
+            delivery.status = status
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            if status == "delivered":
+                delivery.delivered_at = now
+                delivery.response_status = 200
 
     def hide(self, conv_id: str) -> None:
         """Temporarily leave a conversation out of the listing."""
