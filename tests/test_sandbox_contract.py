@@ -1113,9 +1113,7 @@ def test_standalone_command(sig: signal.Signals) -> None:
 
 def test_a_tie_group_larger_than_a_page_is_split_by_the_list_filters(sandbox: Sandbox) -> None:
     tie = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=5)
-    added = {
-        sandbox.add_conversation(date=tie, medium=("call", "chat")[i % 2]) for i in range(30)
-    }
+    added = {sandbox.add_conversation(date=tie, medium=("call", "chat")[i % 2]) for i in range(30)}
     api = Api(sandbox)
     stamp = tie.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     whole = api.ok("/conversations", date_from=stamp, date_to=stamp)

@@ -18,7 +18,7 @@ import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.errors import StateError
-from tests.harness import ALL_STREAMS, SyncOutput, run_sync, tap_config
+from tests.harness import SyncOutput, run_sync, tap_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -93,7 +93,7 @@ def detail_requests(sb: Sandbox) -> int:
 
 
 def test_slow_processing_in_a_quiet_account_arrives_when_a_webhook_says_done(
-    sandbox_factory: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
+    sandbox_factory: Callable[..., Sandbox],
 ) -> None:
     sb = sandbox_factory(conversations=0)
     now = dt.datetime.now(dt.timezone.utc)
@@ -151,7 +151,7 @@ def test_a_conversation_that_never_completes_is_given_up_with_one_warning(
     state = runs.state
     assert state is not None
     pending = state["bookmarks"]["conversations"]["pending"]
-    stuck = sorted(pending)[0]
+    stuck = min(pending)
     # As if it had been pending since before the API's 30 days.
     pending[stuck]["date"] = "2020-01-01T00:00:00.000Z"
     caplog.set_level(logging.WARNING, logger="tap_conversations")
@@ -207,10 +207,12 @@ def test_ties_the_filters_cannot_split_are_named_in_a_warning(
     stamp = tie.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     warnings = [r.getMessage() for r in caplog.records if "share the date" in r.getMessage()]
     assert warnings == [
-        f"conversations: more than 25 conversations share the date {stamp} "
-        f"({{'medium': 'call', 'department_id': '{department}', 'user_id': '{user}'}}); the "
-        "API's pagination cannot list the rest, even split by medium, department and user, "
-        "so at least 1 was not synced. Report it to the vendor with this line."
+        (
+            f"conversations: more than 25 conversations share the date {stamp} "
+            f"({{'medium': 'call', 'department_id': '{department}', 'user_id': '{user}'}}); the "
+            "API's pagination cannot list the rest, even split by medium, department and user, "
+            "so at least 1 was not synced. Report it to the vendor with this line."
+        )
     ]
 
 
@@ -316,7 +318,7 @@ def test_a_state_of_another_account_stops_before_any_conversation_request(
     theirs = sandbox_factory(seed=8)
     assert mine.account()["id"] != theirs.account()["id"]
     state = run_sync(tap_config(mine), streams=["conversations"]).state
-    with pytest.raises(StateError, match="^The state was written for account "):
+    with pytest.raises(StateError, match=r"^The state was written for account "):
         run_sync(tap_config(theirs), state=state, streams=["conversations"])
     assert theirs.counters.requests(endpoint="/conversations") == 0
     assert detail_requests(theirs) == 0
