@@ -338,6 +338,7 @@ def test_the_same_account_at_a_new_api_url_continues(
 def test_a_delivery_status_change_reaches_the_warehouse(sandbox: Sandbox) -> None:
     conversation = sandbox.listed_conversations()[0]["id"]
     delivery = sandbox.add_delivery(conversation)
+    sandbox.add_delivery(conversation, status="delivered")  # a newer one, read in the same run
     runs = Runs(tap_config(sandbox))
     runs.run(["webhook_deliveries"])
     assert runs.warehouse.row("webhook_deliveries", delivery)["status"] == "pending"
