@@ -337,8 +337,9 @@ def test_the_same_account_at_a_new_api_url_continues(
 
 def test_a_delivery_status_change_reaches_the_warehouse(sandbox: Sandbox) -> None:
     conversation = sandbox.listed_conversations()[0]["id"]
-    delivery = sandbox.add_delivery(conversation)
-    sandbox.add_delivery(conversation, status="delivered")  # a newer one, read in the same run
+    an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    delivery = sandbox.add_delivery(conversation, created_at=an_hour_ago)
+    sandbox.add_delivery(conversation, status="delivered")  # newer, read in the same run
     runs = Runs(tap_config(sandbox))
     runs.run(["webhook_deliveries"])
     assert runs.warehouse.row("webhook_deliveries", delivery)["status"] == "pending"

@@ -683,9 +683,11 @@ class Sandbox:
                 if webhook:
                     self._record_delivery(conv_id, now)
 
-    def add_delivery(self, conv_id: str, status: str = "pending") -> str:
+    def add_delivery(
+        self, conv_id: str, status: str = "pending", created_at: datetime | None = None
+    ) -> str:
         """Record a ``conversation.completed`` delivery with ``status``; returns its id."""
-        return self._record_delivery(conv_id, now_ms(), status, None)
+        return self._record_delivery(conv_id, created_at or now_ms(), status, None)
 
     def set_delivery_status(self, delivery_id: str, status: str) -> None:
         """Change a delivery's status (``delivered`` also sets ``delivered_at``)."""
