@@ -156,15 +156,13 @@ class ConversationFetcher:
             # one per conversation in flight.
             first: Future[ConversationBundle] = Future()
             try:
-                first.set_result(self._fetch_first(listed[0].date, listed[0].id))
+                first.set_result(self._fetch_first(listed[0]))
             except Exception as exc:  # noqa: BLE001  # re-raised in order by collect()
                 first.set_exception(exc)
                 return PendingChunk([first], stopped=True)  # nothing learnt: send no more
             futures.append(first)
             start = 1
-        futures.extend(
-            self._pool.submit(self._fetch_one, item.date, item.id) for item in listed[start:]
-        )
+        futures.extend(self._pool.submit(self._fetch_one, item) for item in listed[start:])
         return PendingChunk(futures)
 
     def collect(self, chunk: PendingChunk, conversations: list[ListedConversation]) -> FetchedChunk:
@@ -189,8 +187,9 @@ class ConversationFetcher:
             raise failure
         return result
 
-    def _fetch_first(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
-        bundle = self._fetch_one(date, conversation_id)
+    def _fetch_first(self, conversation: ListedConversation) -> ConversationBundle:
+        bundle = self._fetch_one(conversation)
+        conversation_id = conversation.id
         detail = bundle.detail or {}
         for scope, wanted, key in (
             ("transcripts", self._plan.transcript, "transcript"),
@@ -215,7 +214,8 @@ class ConversationFetcher:
         else:
             self._scopes.granted(scope)
 
-    def _fetch_one(self, date: dt.datetime, conversation_id: str) -> ConversationBundle:
+    def _fetch_one(self, conversation: ListedConversation) -> ConversationBundle:
+        conversation_id, date = conversation.id, conversation.date
         base = f"/conversations/{conversation_id}"
         if not self._plan.detail:
             # The parent's record is not emitted (not selected); it needs only its key.

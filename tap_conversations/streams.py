@@ -196,8 +196,20 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
 
     def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
         super().__init__(tap, **kwargs)
-        #: The chunk being emitted, for the children (see ConversationPartStream).
-        self.current_chunk: list[ConversationBundle] = []
+        #: The chunk whose children are being synced: (its index, its bundles).
+        self._emitting: tuple[int, list[ConversationBundle]] | None = None
+
+    def bundles_for(self, context: Context | None) -> list[ConversationBundle]:
+        """The fetched conversations of the chunk a child sync was started for.
+
+        Raises:
+            RuntimeError: The child was synced outside its parent's chunk.
+        """
+        chunk = (context or {}).get("chunk")
+        if self._emitting is None or self._emitting[0] != chunk:
+            msg = f"child streams read chunk {chunk!r} outside its sync"
+            raise RuntimeError(msg)
+        return self._emitting[1]
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
         """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first."""
@@ -272,17 +284,20 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                     )
                     return fetched_until, True
         finally:
-            self.current_chunk = []
             fetcher.close()
             progress.finish()
         return fetched_until, False
 
     def _emit_chunk(self, chunk: FetchedChunk, index: int) -> Iterator[dict[str, Any]]:
         """Yield the chunk's conversations, then sync the children on the same chunk."""
-        self.current_chunk = [b for b in chunk.bundles if b.detail is not None]
-        for bundle in self.current_chunk:
+        fetched = [b for b in chunk.bundles if b.detail is not None]
+        for bundle in fetched:
             yield {k: v for k, v in (bundle.detail or {}).items() if k not in CHILD_PARTS}
-        self.sync_children_now({"chunk": index})
+        self._emitting = (index, fetched)
+        try:
+            self.sync_children_now({"chunk": index})
+        finally:
+            self._emitting = None
 
     def _claim_account(self, checkpoint: ConversationCheckpoint) -> None:
         """Tie the state to the token's account; refuse a state of another account."""
@@ -320,8 +335,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         tap = self.conversations_tap
         recheck = checkpoint.missing_scopes & self._selected_scopes()
         if recheck:
-            for scope, error in probe_missing(tap.api, set(recheck)).items():
-                tap.scopes.missing(scope, error)
+            still_missing = probe_missing(tap.api, set(recheck))
+            for scope in recheck:
+                if scope in still_missing:
+                    tap.scopes.missing(scope, still_missing[scope])
+                else:
+                    tap.scopes.granted(scope)
         return frozenset(
             name
             for name in self._selected_family()
@@ -486,13 +505,13 @@ class ConversationPartStream(ConversationsApiStream):
     # already says which conversations (and so which children) are done.
     state_partitioning_keys: ClassVar[list[str]] = []
 
-    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         """Yield this stream's part of every conversation in the parent's chunk."""
         if self.conversations_tap.scopes.is_missing(self.scope):
             return
         parent = self.conversations_tap.streams[ConversationsStream.name]
         assert isinstance(parent, ConversationsStream)  # noqa: S101  # declared parent
-        for bundle in parent.current_chunk:
+        for bundle in parent.bundles_for(context):
             yield from self.records_of(bundle)
 
     def records_of(self, bundle: ConversationBundle) -> Iterable[dict[str, Any]]:
