@@ -32,7 +32,7 @@ def test_the_fence_lists_exactly_the_members_checked_here() -> None:
     assert set(sdk_internals.SDK_PRIVATE_MEMBERS) == set(EXPECTED_PARAMETERS)
 
 
-@pytest.mark.parametrize(("owner", "name"), list(EXPECTED_PARAMETERS), ids=lambda v: str(v))
+@pytest.mark.parametrize(("owner", "name"), list(EXPECTED_PARAMETERS), ids=str)
 def test_each_private_member_exists_with_the_same_parameters(owner: type, name: str) -> None:
     member = getattr(owner, name, None)
     assert callable(member), f"singer-sdk no longer has {owner.__name__}.{name}"
@@ -59,9 +59,9 @@ def private_sdk_names_used(path: Path) -> set[str]:
             name = node.attr
         elif isinstance(node, ast.FunctionDef):
             name = node.name
-        if name and name.startswith("_") and not name.startswith("__"):
-            if hasattr(Stream, name) or hasattr(Tap, name):
-                names.add(name)
+        private = name and name.startswith("_") and not name.startswith("__")
+        if private and (hasattr(Stream, name) or hasattr(Tap, name)):
+            names.add(name)
     return names
 
 
