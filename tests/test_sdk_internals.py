@@ -17,7 +17,7 @@ from singer_sdk import Stream, Tap
 from tap_conversations import sdk_internals
 
 #: Each private member with the parameters the fence was written against (singer-sdk 0.54).
-EXPECTED_PARAMETERS = {
+EXPECTED_PARAMETERS: dict[tuple[type, str], list[str]] = {
     (Stream, "_write_schema_message"): ["self"],
     (Stream, "_increment_stream_state"): ["self", "latest_record", "context"],
     (Stream, "_sync_children"): ["self", "child_context"],
@@ -52,14 +52,14 @@ def test_pyproject_lists_the_members_next_to_the_pin() -> None:
 def private_sdk_names_used(path: Path) -> set[str]:
     """Private attribute names used in a module that the SDK's Stream or Tap defines."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
-        name = None
+        name = ""
         if isinstance(node, ast.Attribute):
             name = node.attr
         elif isinstance(node, ast.FunctionDef):
             name = node.name
-        private = name and name.startswith("_") and not name.startswith("__")
+        private = name.startswith("_") and not name.startswith("__")
         if private and (hasattr(Stream, name) or hasattr(Tap, name)):
             names.add(name)
     return names
