@@ -439,8 +439,17 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         }
         if not waiting:
             return frozenset()
+        try:
+            deliveries = self.conversations_tap.webhook_deliveries()
+        except (ApiResponseError, MissingScopeError) as error:
+            LOGGER.warning(
+                "conversations: could not read webhook deliveries (%s); conversations still "
+                "processing are fetched again on their schedule only.",
+                error,
+            )
+            return frozenset()
         completed = set()
-        for delivery in self.conversations_tap.webhook_deliveries():
+        for delivery in deliveries:
             entry = waiting.get(str(delivery.get("resource_id")))
             created = delivery.get("created_at")
             if (
