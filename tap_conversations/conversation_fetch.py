@@ -11,6 +11,7 @@ current one is emitted, and handed back in the order asked for.
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,12 +25,15 @@ from tap_conversations.scopes import PER_CONVERSATION_PROBES
 from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Iterator
 
     from tap_conversations.client import ApiClient
     from tap_conversations.conversation_filters import ListedConversation
     from tap_conversations.scopes import ScopeTracker
+
+
+#: The API's dates have millisecond precision; a microsecond below one is before it.
+JUST_BELOW = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,18 @@ class FetchedChunk:
 
     @property
     def done_until(self) -> dt.datetime | None:
-        """The date up to which every conversation asked for is fetched, if any."""
-        return self.conversations[self.done_prefix - 1].date if self.done_prefix else None
+        """The date up to which every conversation asked for is fetched, if any.
+
+        When the first conversation not fetched shares the date of the last one fetched
+        (a tie), that date is not done: the answer is just below it.
+        """
+        if not self.done_prefix:
+            return None
+        last = self.conversations[self.done_prefix - 1].date
+        rest = self.conversations[self.done_prefix :]
+        if rest and rest[0].date == last:
+            return last - JUST_BELOW
+        return last
 
 
 @dataclass

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint
+from tap_conversations.conversation_fetch import FetchedChunk
+from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.errors import StateError
 from tests.harness import SyncOutput, run_sync, tap_config
 
@@ -388,3 +390,46 @@ def test_a_damaged_state_is_one_line_before_any_record(
     assert len(errors) == 1
     assert "meltano state clear" in errors[0]
     assert sandbox.counters.requests() == 0
+
+
+def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
+    sandbox: Sandbox,
+) -> None:
+    runs = Runs(tap_config(sandbox))
+    runs.run(["conversations"])
+    everything = truth_ids(sandbox)
+    sandbox.set_daily_quota(30)
+    fetched_per_day = []
+    while not fetched_per_day or fetched_per_day[-1]:
+        sandbox.new_day()
+        sandbox.reset_counters()
+        runs.run()  # transcripts, insights, summaries selected now: a backfill of every one
+        fetched_per_day.append(
+            sandbox.counters.requests(endpoint="/conversations/{id}", status=200)
+        )
+        assert len(fetched_per_day) <= 6
+    assert_conversation_streams_match(sandbox, runs.warehouse, everything)
+    # 30 a day until done, then a quiet day. Fetched twice at most: what was in flight
+    # when the quota ran out (emitted, but after the first refused conversation).
+    assert fetched_per_day[:3] == [30, 30, 30]
+    assert fetched_per_day[-1] == 0
+    cut_days = len(fetched_per_day) - 2
+    refetched = sum(fetched_per_day) - len(everything)
+    assert 0 <= refetched <= cut_days * tap_config(sandbox).get("max_parallel_requests", 8)
+
+
+def test_a_quota_cut_inside_a_tie_leaves_that_date_uncovered() -> None:
+    tie = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    conversations = [
+        ListedConversation(date=tie - dt.timedelta(hours=1), id="a"),
+        ListedConversation(date=tie, id="b"),
+        ListedConversation(date=tie, id="c"),
+    ]
+    cut_in_tie = FetchedChunk(conversations=conversations, bundles=[], done_prefix=2)
+    assert cut_in_tie.done_until is not None
+    assert cut_in_tie.done_until < tie
+    assert cut_in_tie.done_until > tie - dt.timedelta(milliseconds=1)
+    cut_before_tie = FetchedChunk(conversations=conversations, bundles=[], done_prefix=1)
+    assert cut_before_tie.done_until == tie - dt.timedelta(hours=1)
+    whole = FetchedChunk(conversations=conversations, bundles=[], done_prefix=3)
+    assert whole.done_until == tie
