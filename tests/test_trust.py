@@ -399,7 +399,7 @@ def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
     runs.run(["conversations"])
     everything = truth_ids(sandbox)
     sandbox.set_daily_quota(30)
-    fetched_per_day = []
+    fetched_per_day: list[int] = []
     while not fetched_per_day or fetched_per_day[-1]:
         sandbox.new_day()
         sandbox.reset_counters()
