@@ -200,14 +200,19 @@ class ConversationLister:
         yield from items
         if not has_more:
             return
+        if not all(_admitted(item, query) for item in items):
+            # The server ignores a filter: splitting by it cannot help, and would only
+            # repeat the same page once per value.
+            raise _FilterIgnoredError(query)
         for param, source in TIE_SPLITS:
-            if param in query:
+            values = None if param in query else self._values_of(param, source)
+            if not values:
                 continue
-            values = self._values_of(param, source)
-            if values is None:
-                continue
-            for value in values:
-                yield from self._tie_group({**query, param: value}, date)
+            try:
+                for value in values:
+                    yield from self._tie_group({**query, param: value}, date)
+            except _FilterIgnoredError:
+                break
             return
         with self._lock:
             self.unlisted_ties.append(UnlistedTies(date, query, len(items)))
@@ -227,6 +232,20 @@ class ConversationLister:
             ids = [r.get("id") for r in records or [] if isinstance(r, dict)]
             self._split_values[param] = tuple(i for i in ids if isinstance(i, str))
         return self._split_values[param]
+
+
+class _FilterIgnoredError(Exception):
+    """A split page holds conversations its filter excludes."""
+
+
+def _admitted(item: dict[str, Any], query: dict[str, str]) -> bool:
+    """Whether a listed item has the values the query's filters asked for."""
+    conversation = ListedConversation.from_item(item)
+    return all(
+        getattr(conversation, param) == query[param]
+        for param in ("medium", "department_id", "user_id")
+        if param in query
+    )
 
 
 def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object]:

@@ -1,5 +1,7 @@
 """A cheap guard against schema drift: a changed type stops the sync with a clear line.
 
+Date-time fields are also parsed: a loader would fail on them, or worse, guess.
+
 A field whose type changed (say `duration` arriving as a string) would otherwise
 crash deep in a loader, or worse, load. Only top-level fields are checked: that is
 where a type change shows first, and it costs a few dict lookups per record.
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tap_conversations.errors import RecordShapeError
+from tap_conversations.timestamps import is_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -47,7 +50,15 @@ def check_record_shape(
             if nullable or not types:
                 continue
         elif not types or any(_matches(value, json_type) for json_type in types):
-            continue
+            if property_schema.get("format") != "date-time" or is_timestamp(value):
+                continue
+            key = ", ".join(f"{k}={record.get(k)!r}" for k in keys)
+            msg = (
+                f"Stream {stream}, record {key}: field '{name}' is {value!r:.60}, not a "
+                "date-time. The API changed this field's format; upgrade tap-conversations "
+                "or report it with this line."
+            )
+            raise RecordShapeError(msg)
         key = ", ".join(f"{k}={record.get(k)!r}" for k in keys)
         got = "null" if value is None else type(value).__name__
         msg = (

@@ -195,8 +195,14 @@ def _check_start_date(value: object) -> dt.datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, str):
+        text = value.strip()
+        # A date alone, or a date-time without a zone, is taken as UTC.
+        if len(text) == len("2026-01-31"):
+            text += "T00:00:00"
+        if text[-1:].isdigit() and text[-6:-5] not in {"+", "-"}:
+            text += "Z"
         try:
-            return parse_timestamp(value)
+            return parse_timestamp(text)
         except ValueError:
             pass
     msg = (

@@ -1,16 +1,34 @@
-"""The API's timestamps: ISO 8601 in, aware UTC datetimes inside, the API's format out."""
+"""The API's timestamps: RFC 3339 in, aware UTC datetimes inside, the API's format out.
+
+Parsed by hand around `datetime.fromisoformat`, whose accepted forms differ between
+Python 3.10 (three or six fraction digits, no `Z`) and 3.11+ (almost any ISO 8601):
+the same input must mean the same on every supported Python.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+
+_RFC3339 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})"
+)
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """Parse the API's ISO 8601 timestamps (`Z` or offset) into aware datetimes."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed
+    """Parse an RFC 3339 timestamp (`Z` or offset, any fraction) into an aware datetime.
+
+    Raises:
+        ValueError: `value` is not such a timestamp.
+    """
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        msg = f"not an RFC 3339 date-time: {value!r:.60}"
+        raise ValueError(msg)
+    fraction = (match["fraction"] or "").ljust(6, "0")[:6]
+    zone = "+00:00" if match["zone"] in {"Z", "z"} else match["zone"]
+    return dt.datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{zone}")
 
 
 def is_timestamp(value: object) -> bool:

@@ -153,6 +153,16 @@ class Answer:
         return json.dumps(self.body).encode()
 
 
+CRAFTED_ACCOUNT = {
+    "id": "6f1c2d3e-0000-4000-8000-00000000ac01",
+    "name": "Crafted account",
+    "created_at": "2026-01-01T00:00:00.000Z",
+    "updated_at": "2026-01-01T00:00:00.000Z",
+    "brand_name": None,
+    "brand_logo_url": None,
+}
+
+
 @dataclass
 class CraftedApi:
     """A loopback HTTP server answering `responder(path, query)` for every GET.
@@ -164,6 +174,8 @@ class CraftedApi:
 
     responder: Callable[[str, dict[str, str]], Answer]
     limit: int = 40
+    #: The answer to GET /me (every sync reads the account); None: ask the responder.
+    account: dict[str, Any] | None = field(default_factory=lambda: dict(CRAFTED_ACCOUNT))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -193,6 +205,8 @@ class CraftedApi:
                 api.authorizations.append(self.headers.get("Authorization", ""))
                 if len(api.requests) > api.limit:
                     answer = Answer(400, {"error": "stop", "message": GIVE_UP})
+                elif path == "/me" and api.account is not None:
+                    answer = Answer(body=api.account)
                 else:
                     answer = api.responder(path, query)
                 body = answer.raw()
@@ -483,7 +497,7 @@ def test_empty_page_with_has_more_stops_with_a_clear_error(
     api = crafted(lambda _p, _q: _list_page([], has_more=True, cursor=DATE))
     with pytest.raises(ApiResponseError, match="has_more but listed nothing"):
         run_sync(crafted_config(api), streams=["conversations"])
-    assert api.paths() == ["/conversations"]
+    assert api.paths() == ["/me", "/conversations"]
 
 
 def test_cursor_that_does_not_advance_stops_with_a_clear_error(
@@ -496,7 +510,8 @@ def test_cursor_that_does_not_advance_stops_with_a_clear_error(
         run_sync(crafted_config(api), streams=["conversations"])
     assert GIVE_UP not in str(caught.value), "the tap looped between cursor and date_to"
     assert "cursor does not advance" in str(caught.value)
-    assert len(api.requests) <= 4
+    # /me, the first page, date_to, the tie group, one split (the filter is ignored), cursor.
+    assert len(api.requests) <= 7
     assert not any(p.startswith("/conversations/") for p in api.paths())
 
 
@@ -534,7 +549,7 @@ def test_list_answer_missing_keys_or_wrong_types(
     with pytest.raises(TapConversationsError, match=match) as caught:
         run_sync(crafted_config(api), streams=["conversations"])
     assert "/conversations" in str(caught.value)
-    assert api.paths() == ["/conversations"]
+    assert api.paths() == ["/me", "/conversations"]
 
 
 @pytest.mark.parametrize(
@@ -556,7 +571,9 @@ def test_list_answer_that_is_not_a_json_object(
         run_sync(crafted_config(api), streams=["conversations"])
     message = str(caught.value)
     assert "GET /conversations" in message
-    assert len(api.requests) == 6  # retried: a proxy's hiccup is usually transient
+    assert (
+        api.paths() == ["/me"] + ["/conversations"] * 6
+    )  # retried: a proxy's hiccup is usually transient
 
 
 def test_unexpected_4xx_quotes_status_and_body(crafted: Callable[..., CraftedApi]) -> None:
@@ -566,7 +583,7 @@ def test_unexpected_4xx_quotes_status_and_body(crafted: Callable[..., CraftedApi
     with pytest.raises(ApiResponseError) as caught:
         run_sync(crafted_config(api), streams=["conversations"])
     assert str(caught.value) == "GET /conversations answered HTTP 400: \"Bad 'limit'.\""
-    assert len(api.requests) == 1
+    assert api.paths() == ["/me", "/conversations"]
 
 
 def _detail_run(
