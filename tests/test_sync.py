@@ -374,6 +374,7 @@ def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
     assert len(checkpoint.pending) <= 6 * per_hour // 50 + 7 + never_finished
 
 
+@pytest.mark.date_slicing
 def test_listing_in_date_slices_when_latency_bounds_it(
     sandbox_factory: Callable[..., Sandbox],
 ) -> None:
