@@ -2,10 +2,11 @@
 
 The real CLI runs against a sandbox, paced so that a sync lasts a few seconds, and is
 killed (SIGTERM or SIGKILL) at seeded points: after k STATE lines, after k records,
-after t seconds, twice in a row. Like a target, the test keeps only what came before
-the last STATE line of a killed run (a target commits at STATE), re-runs with that
-state, and checks that the union of what it kept equals the sandbox's truth for
-conversations, transcripts and insights, exact ids.
+after k output lines of any kind, twice in a row. Kill points are counted in output
+lines, never in seconds, so a busy machine moves them nowhere. Like a target, the test
+keeps only what came before the last STATE line of a killed run (a target commits at
+STATE), re-runs with that state, and checks that the union of what it kept equals the
+sandbox's truth for conversations, transcripts and insights, exact ids.
 """
 
 from __future__ import annotations
@@ -40,17 +41,17 @@ SEED = 20261124
 
 @dataclass
 class Kill:
-    """When to kill a run: after `states` STATE lines, `records` RECORD lines or `seconds`."""
+    """When to kill a run: after `states` STATE lines, `records` RECORD lines or `lines`."""
 
     sig: signal.Signals
     states: int | None = None
     records: int | None = None
-    seconds: float | None = None
+    lines: int | None = None
 
-    def due(self, lines: list[str], elapsed: float) -> bool:
+    def due(self, lines: list[str]) -> bool:
         """Whether the run has reached the kill point."""
-        if self.seconds is not None:
-            return elapsed >= self.seconds
+        if self.lines is not None:
+            return len(lines) >= self.lines
         kind, wanted = ("STATE", self.states) if self.states is not None else ("RECORD", 0)
         if self.records is not None:
             wanted = self.records
@@ -111,7 +112,7 @@ def run_until(
         reader.start()
         killed = False
         while process.poll() is None:
-            if kill is not None and kill.due(list(lines), time.monotonic() - started):
+            if kill is not None and kill.due(list(lines)):
                 process.send_signal(kill.sig)
                 killed = True
                 break
@@ -146,11 +147,11 @@ def _scenarios() -> list[tuple[str, list[Kill]]]:
         ("sigkill_after_first_state", [Kill(kill9, states=1)]),
         ("sigterm_after_random_state", [Kill(term, states=rng.randint(2, 3))]),
         ("sigkill_mid_chunk", [Kill(kill9, records=rng.randint(30, 45))]),
-        ("sigterm_at_random_time", [Kill(term, seconds=round(rng.uniform(0.8, 1.6), 2))]),
+        ("sigterm_at_random_line", [Kill(term, lines=rng.randint(40, 160))]),
         (
             "killed_twice",
             [
-                Kill(kill9, seconds=round(rng.uniform(0.6, 1.2), 2)),
+                Kill(kill9, lines=rng.randint(20, 120)),
                 Kill(term, states=rng.randint(1, 2)),
             ],
         ),
@@ -222,9 +223,15 @@ def test_state_after_a_kill_is_valid_json_the_tap_accepts(
     bookmark = state["bookmarks"]["conversations"]
     assert bookmark["replication_key"] == "date"
     assert bookmark["replication_key_value"]
-    again = run_until(tmp_path, config, state, Kill(signal.SIGKILL, seconds=0.6))
+    again = run_until(tmp_path, config, state, Kill(signal.SIGKILL, records=1))
     assert again.killed
-    assert any(m["type"] == "SCHEMA" for m in again.messages)
+    first = again.messages[0]
+    assert first["type"] == "STATE"
+    assert (
+        first["value"]["bookmarks"]["conversations"]["replication_key_value"]
+        == (bookmark["replication_key_value"])
+    )
+    assert any(m["type"] == "RECORD" for m in again.messages)
 
 
 def test_sigterm_ends_with_the_last_state_and_a_failing_exit_code(
