@@ -328,13 +328,12 @@ def test_transient_faults_are_survived_with_every_record(
     sb = sandbox_factory(conversations=60)
     for name, value in knobs.items():
         setattr(sb.faults, name, value)
-    out, wall = timed_sync(tap_config(sb, request_timeout_seconds=1), PER_CONVERSATION)
+    out = run_sync(tap_config(sb, request_timeout_seconds=1), streams=PER_CONVERSATION)
     assert_exact_records(out, sb, PER_CONVERSATION)
     injected = sum(sb.counters.faults_injected.values())
     assert injected > 0
     ids = truth(sb)
     assert sb.counters.requests(endpoint=DETAIL) - len(ids) <= injected, "one retry per fault"
-    assert wall < 15.0
 
 
 # --- quota -------------------------------------------------------------------------------
@@ -480,18 +479,14 @@ def test_overlapping_requests_keep_the_order_of_a_serial_sync(
 ) -> None:
     outputs: dict[int, SyncOutput] = {}
     in_flight: dict[int, int] = {}
-    walls: dict[int, float] = {}
     for parallel in (1, 4):
         sb = sandbox_factory(conversations=40, latency_ms=60)
-        outputs[parallel], walls[parallel] = timed_sync(
-            tap_config(sb, max_parallel_requests=parallel), CORE
-        )
+        outputs[parallel] = run_sync(tap_config(sb, max_parallel_requests=parallel), streams=CORE)
         assert_exact_records(outputs[parallel], sb, CORE)
         in_flight[parallel] = sb.counters.max_in_flight
     assert in_flight == {1: 1, 4: 4}, "a bounded pool, used to the full"
     assert record_keys(outputs[4]) == record_keys(outputs[1])
     assert outputs[4].ids("insights") == outputs[1].ids("insights")
-    assert walls[4] < walls[1] / 2
 
 
 # --- progress ----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -343,9 +342,7 @@ def test_401_fails_fast_with_one_line_pointing_to_settings(
     else:
         token = UNKNOWN_TOKEN
     config = tap_config(sandbox, token=token)
-    started = time.monotonic()
     result = run_cli(tmp_path, config)
-    elapsed = time.monotonic() - started
 
     assert result.returncode != 0
     assert sandbox.counters.requests() == 1, sandbox.counters.by_endpoint()
@@ -357,7 +354,6 @@ def test_401_fails_fast_with_one_line_pointing_to_settings(
     assert "Settings → REST API" in last
     assert "api_token" in last
     assert result.records("account") == []
-    assert elapsed < 15  # no retry waits
 
 
 def test_401_mid_sync_is_not_retried(sandbox: Sandbox) -> None:
