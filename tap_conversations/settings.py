@@ -1,20 +1,25 @@
 """The tap's settings: their JSON schema (for `--about` and Meltano) and their checks.
 
-Every setting is described once, here. `Settings.from_config` turns a config dict
-into typed values or raises `ConfigError` with one line naming the setting, before
-any request is sent.
+Every setting and its limits (minimum, maximum, allowed values, formats) are declared
+once, in the JSON schema below, which `--about`, Meltano and the SDK's validation see.
+`Settings.from_config` reads the limits from there and turns a config dict into typed
+values, or raises `ConfigError` with one line naming the setting, before any request.
+It also checks what JSON Schema cannot say: where `api_url` sends the token.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from tap_conversations.bookmarks import parse_timestamp
 from tap_conversations.errors import ConfigError
@@ -25,16 +30,20 @@ HISTORY_DAYS = 30
 MAX_PARALLEL_REQUESTS = 32
 MAX_LATE_DATA_WINDOW_HOURS = 24 * HISTORY_DAYS
 
+#: A token as the app shows it: printable ASCII, no whitespace.
+TOKEN_PATTERN = r"^[!-~]+$"  # noqa: S105  # a pattern, not a secret
+
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "api_token",
-        th.StringType,
+        th.StringType(pattern=TOKEN_PATTERN),
         required=True,
         secret=True,
         title="API token",
         description=(
-            "API token (starts with `mt_`), sent as `Authorization: Bearer …`. Create it in "
-            "the app under Settings → REST API and give it the scopes of the streams you want."
+            "API token (starts with `mt_`), sent as `Authorization: Bearer …` to api_url's "
+            "host only. Create it in the app under Settings → REST API and give it the scopes "
+            "of the streams you want."
         ),
     ),
     th.Property(
@@ -44,7 +53,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         title="API base URL",
         description=(
             "Base URL including the version path, e.g. `https://<host>/api/v1`, as shown "
-            "under Settings → REST API. Plain `http://` only for loopback hosts."
+            "under Settings → REST API. Plain `http://` only for loopback hosts; no user "
+            "or password in the URL."
         ),
     ),
     th.Property(
@@ -58,7 +68,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_requests_per_minute",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=100_000),
         default=60,
         title="Max requests per minute",
         description=(
@@ -68,23 +78,23 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_parallel_requests",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=MAX_PARALLEL_REQUESTS),
         default=8,
         title="Max parallel requests",
         description=(
-            f"Per-conversation requests in flight at once (1-{MAX_PARALLEL_REQUESTS}). Only "
-            "matters when latency x rate exceeds one request; the pace stays the same."
+            "Per-conversation requests in flight at once. Only matters when latency x rate "
+            "exceeds one request; the pace stays the same."
         ),
     ),
     th.Property(
         "late_data_window_hours",
-        th.IntegerType,
+        th.IntegerType(minimum=0, maximum=MAX_LATE_DATA_WINDOW_HOURS),
         default=24,
         title="Late-data window (hours)",
         description=(
-            "How far below the bookmark each run looks again, for conversations listed "
-            "after their date and ones still processing (summary, transcript, insights "
-            "filled in later). Costs one list request per 25 conversations in the window."
+            "How far below the bookmark each run lists again, for conversations listed "
+            "after their date. Costs one list request per 25 conversations in the window. "
+            "Conversations still processing are followed until complete, whatever the window."
         ),
     ),
     th.Property(
@@ -95,9 +105,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "mediums",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(allowed_values=MEDIUMS)),
         title="Mediums",
-        description=f"Only conversations of these mediums: {', '.join(MEDIUMS)} (default: all).",
+        description="Only conversations of these mediums (default: all).",
     ),
     th.Property(
         "user_ids",
@@ -107,12 +117,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "request_timeout_seconds",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=600),
         default=60,
         title="Request timeout (seconds)",
-        description="Read timeout of one request; a timed-out request is retried.",
+        description=("Longest one request may take, body included; a request past it is retried."),
     ),
 ).to_dict()
+PROPERTIES: dict[str, dict[str, Any]] = CONFIG_SCHEMA["properties"]
 
 
 @dataclass(frozen=True)
@@ -133,60 +144,89 @@ class Settings:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Settings:
         """Check a config dict; raise `ConfigError` naming the first bad setting."""
-        token = config.get("api_token")
-        if not isinstance(token, str) or not token.strip():
-            msg = (
-                "Setting api_token is missing: create a token in the app under Settings → "
-                "REST API and set api_token (TAP_CONVERSATIONS_API_TOKEN)."
-            )
-            raise ConfigError(msg)
         return cls(
-            api_token=token.strip(),
+            api_token=_check_token(config.get("api_token")),
             api_url=_check_api_url(config.get("api_url")),
             start_date=_check_start_date(config.get("start_date")),
-            max_requests_per_minute=_check_int(config, "max_requests_per_minute", 60, 1, 100_000),
-            max_parallel_requests=_check_int(
-                config, "max_parallel_requests", 8, 1, MAX_PARALLEL_REQUESTS
-            ),
-            late_data_window=dt.timedelta(
-                hours=_check_int(
-                    config, "late_data_window_hours", 24, 0, MAX_LATE_DATA_WINDOW_HOURS
-                )
-            ),
+            max_requests_per_minute=_check_int(config, "max_requests_per_minute"),
+            max_parallel_requests=_check_int(config, "max_parallel_requests"),
+            late_data_window=dt.timedelta(hours=_check_int(config, "late_data_window_hours")),
             department_ids=_check_uuids(config, "department_ids"),
             mediums=_check_mediums(config.get("mediums")),
             user_ids=_check_uuids(config, "user_ids"),
-            request_timeout_seconds=_check_int(config, "request_timeout_seconds", 60, 1, 600),
+            request_timeout_seconds=_check_int(config, "request_timeout_seconds"),
         )
+
+
+def _check_token(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        msg = (
+            "Setting api_token is missing: create a token in the app under Settings → "
+            "REST API and set api_token (TAP_CONVERSATIONS_API_TOKEN)."
+        )
+        raise ConfigError(msg)
+    if not re.fullmatch(TOKEN_PATTERN, value):
+        # Never quote the token: say where the odd character is, not what the token is.
+        position = next(i for i, char in enumerate(value) if not "!" <= char <= "~")
+        msg = (
+            "Setting api_token looks mis-pasted: character "
+            f"{position + 1} of {len(value)} is whitespace or not printable ASCII "
+            f"({unicodedata.name(value[position], 'a control character').lower()}). "
+            "Copy the token again from Settings → REST API."
+        )
+        raise ConfigError(msg)
+    return value
 
 
 def _check_api_url(value: object) -> str:
+    """The URL the HTTP client will send the token to, checked with the client's parser.
+
+    `requests` sends to the host that urllib3's `parse_url` finds, so that parser
+    decides: a check with another parser (urllib.parse) can see a different host.
+    """
     if not isinstance(value, str) or not value.strip():
         msg = "Setting api_url is missing: set it to the base URL shown under Settings → REST API."
         raise ConfigError(msg)
-    try:
-        parts = urlsplit(value.strip())
-        hostname = parts.hostname
-    except ValueError:
-        hostname = None
-        parts = None
-    if parts is None or parts.scheme not in {"http", "https"} or not hostname:
-        msg = f"Setting api_url must be an http(s) URL like https://<host>/api/v1, not {value!r}."
-        raise ConfigError(msg)
-    if parts.scheme == "http" and not _is_loopback(hostname):
+    url = value.strip()
+    if any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
         msg = (
-            f"Setting api_url uses plain http:// for {hostname}; the token would travel "
+            "Setting api_url holds whitespace, a control character or a backslash; "
+            "set it to the base URL shown under Settings → REST API, like https://<host>/api/v1."
+        )
+        raise ConfigError(msg)
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.host:
+        msg = f"Setting api_url must be an http(s) URL like https://<host>/api/v1, not {url!r}."
+        raise ConfigError(msg)
+    if parts.auth is not None:
+        msg = (
+            "Setting api_url holds a user name or password (user:password@host): credentials "
+            "in a URL end up in logs. Remove them; the tap authenticates with api_token only."
+        )
+        raise ConfigError(msg)
+    if parts.scheme == "http" and not _is_loopback(parts.host):
+        msg = (
+            f"Setting api_url uses plain http:// for {parts.host}; the token would travel "
             "unencrypted. Use https:// (plain http is allowed for loopback hosts only)."
         )
         raise ConfigError(msg)
-    return value.strip().rstrip("/")
+    return url.rstrip("/")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether a checked api_url points at this machine."""
+    host = parse_url(url).host
+    return host is not None and _is_loopback(host)
 
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -212,10 +252,13 @@ def _check_start_date(value: object) -> dt.datetime | None:
     raise ConfigError(msg)
 
 
-def _check_int(config: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+def _check_int(config: dict[str, Any], name: str) -> int:
+    """An integer setting within the minimum and maximum its schema declares."""
+    declared = PROPERTIES[name]
+    default, low, high = declared["default"], declared["minimum"], declared["maximum"]
     value = config.get(name, default)
     if value is None:
-        return default
+        return int(default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         msg = f"Setting {name} must be a whole number from {low} to {high}, not {value!r}."
         raise ConfigError(msg)
@@ -250,8 +293,9 @@ def _is_uuid(value: str) -> bool:
 
 def _check_mediums(value: object) -> tuple[str, ...]:
     mediums = _check_list(value, "mediums")
-    unknown = [medium for medium in mediums if medium not in MEDIUMS]
+    allowed = PROPERTIES["mediums"]["items"]["enum"]
+    unknown = [medium for medium in mediums if medium not in allowed]
     if unknown:
-        msg = f"Setting mediums holds unknown values {unknown}; allowed: {', '.join(MEDIUMS)}."
+        msg = f"Setting mediums holds unknown values {unknown}; allowed: {', '.join(allowed)}."
         raise ConfigError(msg)
     return mediums
