@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import backoff
 import msgspec
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from tap_conversations.errors import (
     ApiResponseError,
@@ -36,6 +42,8 @@ from tap_conversations.errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from backoff.types import Details
 
     from tap_conversations.rate_limit import RequestPacer
 
@@ -59,9 +67,27 @@ KNOWN_SCOPES = frozenset(
     {"conversations", "transcripts", "insights", "recordings", "users", "teams", "departments"}
 )
 CONNECT_TIMEOUT_SECONDS = 10.0
+#: Body bytes read at a time; the request's deadline is checked between reads.
+READ_CHUNK_BYTES = 64 * 1024
+#: Quoted error bodies are cut to this many characters (after the token is masked).
+QUOTE_CHARS = 200
+#: The shortest piece of the token that is masked wherever it appears in a message.
+TOKEN_PIECE_CHARS = 6
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_DECODER = msgspec.json.Decoder()
+
+
+def _token_pieces(token: str) -> re.Pattern[str]:
+    """A pattern of every piece of the token of TOKEN_PIECE_CHARS or more, longest first."""
+    size = min(TOKEN_PIECE_CHARS, len(token))
+    pieces = {
+        token[start:end]
+        for start in range(len(token))
+        for end in range(start + size, len(token) + 1)
+    }
+    ordered = sorted(pieces, key=len, reverse=True) or [token]
+    return re.compile("|".join(map(re.escape, ordered)))
 
 
 def endpoint_of(path: str) -> str:
@@ -137,7 +163,8 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.pacer = pacer
         self.stats = ClientStats()
-        self._timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds)
+        self._deadline_seconds = timeout_seconds
+        self._timeout = (min(CONNECT_TIMEOUT_SECONDS, timeout_seconds), timeout_seconds)
         self._lock = threading.Lock()
         self._quota_error: QuotaExceededError | None = None
         self._auth_error: AuthenticationError | None = None
@@ -146,6 +173,16 @@ class ApiClient:
         #: Conversations answered this run: touching them again the same day is free.
         self._touched: set[str] = set()
         session = requests.Session()
+        # The token goes in the Authorization header and nowhere else: no ~/.netrc (it
+        # would replace the header), no proxy for a plain-http loopback API (it would
+        # see the token in clear text). A proxy from the environment is kept for https,
+        # where corporate networks need it and it sees only the encrypted stream.
+        session.trust_env = False
+        if urlsplit(self.base_url).scheme == "https":
+            session.proxies.update(get_environ_proxies(self.base_url))
+            session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -157,7 +194,7 @@ class ApiClient:
             }
         )
         self._session = session
-        self._token = token
+        self._token_pieces = _token_pieces(token)
         self._get_with_retries = backoff.on_exception(
             backoff.expo,
             TransientApiError,
@@ -222,34 +259,73 @@ class ApiClient:
         self.pacer.acquire()
         with self._lock:
             self.stats.requests += 1
+        deadline = time.monotonic() + self._deadline_seconds
         try:
             response = self._session.get(
-                self.base_url + path, params=params, timeout=self._timeout, allow_redirects=False
+                self.base_url + path,
+                params=params,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
             )
+            body = self._read_body(response, deadline)
         except requests.exceptions.RequestException as exc:
             # The exception text can hold the URL; it never holds the Authorization header.
             self._count_transient()
             msg = f"GET {endpoint} failed: {type(exc).__name__}"
             raise TransientApiError(msg) from None
+        except TimeoutError:
+            self._count_transient()
+            msg = (
+                f"GET {endpoint} timed out: no complete answer within {self._deadline_seconds:g} s"
+            )
+            raise TransientApiError(msg) from None
         with self._lock:
             self.stats.last_latency = response.elapsed.total_seconds()
-        if response.status_code < 300:  # noqa: PLR2004
-            payload = self._decode(response, endpoint)
+        if response.status_code < HTTPStatus.MULTIPLE_CHOICES:
+            payload = self._decode(response, body, endpoint)
             if conversation_id is not None:
                 with self._lock:
                     self._touched.add(conversation_id)
             return payload
-        raise self._error_for(response, endpoint)
+        raise self._error_for(response, body, endpoint)
 
-    def _decode(self, response: requests.Response, endpoint: str) -> dict[str, Any]:
+    @staticmethod
+    def _read_body(response: requests.Response, deadline: float) -> bytes:
+        """The whole body, or TimeoutError once the request's deadline has passed.
+
+        The read timeout bounds each wait for bytes; a server that sends one byte at a
+        time would hold a request for ever. Reading what has arrived, chunk by chunk,
+        lets the deadline cut it at most one read timeout late.
+        """
+        chunks: list[bytes] = []
         try:
-            payload = _JSON_DECODER.decode(response.content)
-        except (msgspec.DecodeError, RecursionError, requests.exceptions.RequestException):
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise TimeoutError from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            if isinstance(error, TimeoutError):
+                raise
+            # A cut or broken body, as requests itself would report it.
+            raise requests.exceptions.ConnectionError(type(error).__name__) from None
+        finally:
+            response.close()
+
+    def _decode(self, response: requests.Response, body: bytes, endpoint: str) -> dict[str, Any]:
+        try:
+            payload = _JSON_DECODER.decode(body)
+        except (msgspec.DecodeError, RecursionError):
             self._count_transient()
             kind = response.headers.get("Content-Type", "unknown content type")
             msg = (
                 f"GET {endpoint} answered HTTP {response.status_code} with a body that is not "
-                f"valid JSON ({kind}, {len(response.content)} bytes)"
+                f"valid JSON ({kind}, {len(body)} bytes)"
             )
             raise TransientApiError(msg) from None
         if not isinstance(payload, dict):
@@ -259,42 +335,61 @@ class ApiClient:
         return payload
 
     def _error_for(  # noqa: PLR0911  # one return per kind of answer reads best
-        self, response: requests.Response, endpoint: str
+        self, response: requests.Response, raw_body: bytes, endpoint: str
     ) -> Exception:
         status = response.status_code
         try:
-            body = _JSON_DECODER.decode(response.content)
+            body = _JSON_DECODER.decode(raw_body)
         except (msgspec.DecodeError, RecursionError):
             body = None
         if not isinstance(body, dict):
             body = {}
         code = body.get("error")
-        if status == 401:  # noqa: PLR2004
-            rejected = AuthenticationError(endpoint)
-            with self._lock:
-                self._auth_error = self._auth_error or rejected
-            return rejected
-        if status == 403:  # noqa: PLR2004
-            if code == "recordings_disabled":
-                return RecordingsDisabledError(endpoint)
-            scope = body.get("required_scope")
-            return MissingScopeError(endpoint, scope if scope in KNOWN_SCOPES else None)
-        if status == 404 and "{id}" not in endpoint:  # noqa: PLR2004
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            return self._access_error(status, body, endpoint)
+        if status == HTTPStatus.NOT_FOUND and "{id}" not in endpoint:
             return ApiResponseError(
                 f"GET {endpoint} answered 404: api_url ({self.base_url}) does not point at the "
                 "API. Set it to the base URL shown under Settings → REST API, ending in /api/v1."
             )
-        if status == 404:  # noqa: PLR2004
+        if status == HTTPStatus.NOT_FOUND:
             return NotFoundError(endpoint)
-        if status == 429:  # noqa: PLR2004
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
             return self._too_many_requests(response, code, endpoint)
-        if status >= 500 or status == 408:  # noqa: PLR2004
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             self._count_transient()
             return TransientApiError(f"GET {endpoint} answered HTTP {status}")
+        if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
+            return ApiResponseError(self._redirect_message(response, endpoint))
         message = body.get("message")
-        quoted = message if isinstance(message, str) else response.text
+        quoted = message if isinstance(message, str) else raw_body.decode("utf-8", "replace")
         return ApiResponseError(
-            f"GET {endpoint} answered HTTP {status}: {self._redact(quoted[:200])!r}"
+            f"GET {endpoint} answered HTTP {status}: {self.mask_token(quoted)[:QUOTE_CHARS]!r}"
+        )
+
+    def _access_error(self, status: int, body: dict[str, Any], endpoint: str) -> Exception:
+        """401: the token is rejected, for every request from now on; 403: a scope."""
+        if status == HTTPStatus.UNAUTHORIZED:
+            rejected = AuthenticationError(endpoint)
+            with self._lock:
+                self._auth_error = self._auth_error or rejected
+            return rejected
+        if body.get("error") == "recordings_disabled":
+            return RecordingsDisabledError(endpoint)
+        scope = body.get("required_scope")
+        return MissingScopeError(endpoint, scope if scope in KNOWN_SCOPES else None)
+
+    def _redirect_message(self, response: requests.Response, endpoint: str) -> str:
+        """Where a redirect pointed (scheme and host only), and what to do about it."""
+        location = urlsplit(response.headers.get("Location", ""))
+        target = (
+            f"{location.scheme}://{location.hostname}"
+            if location.scheme and location.hostname
+            else "another path on the same host"
+        )
+        return (
+            f"GET {endpoint} answered HTTP {response.status_code}, a redirect to {target}; "
+            "the token is not sent on. Set api_url to the final base URL (ending in /api/v1)."
         )
 
     def _too_many_requests(
@@ -311,9 +406,13 @@ class ApiClient:
         wait = min(retry_after or DEFAULT_RETRY_AFTER_SECONDS, MAX_RATE_LIMIT_WAIT_SECONDS)
         return RateLimitedError(endpoint, wait)
 
-    def _redact(self, text: str) -> str:
-        # An error page may echo the request headers; the token must not reach a log.
-        return text.replace(self._token, "[api_token]") if self._token else text
+    def mask_token(self, text: str) -> str:
+        """`text` with every piece of the token of 6 or more characters masked.
+
+        An error page may echo the request headers, whole or cut: no piece of the token
+        may reach a log.
+        """
+        return self._token_pieces.sub("[api_token]", text)
 
     def _count_transient(self) -> None:
         with self._lock:
@@ -324,7 +423,7 @@ class ApiClient:
         self.pacer.pause(error.retry_after)
         return 0.0
 
-    def _on_retry(self, details: Any) -> None:  # noqa: ANN401  # backoff's Details
+    def _on_retry(self, details: Details) -> None:
         with self._lock:
             self.stats.retries += 1
         LOGGER.info(

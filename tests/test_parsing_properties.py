@@ -150,7 +150,7 @@ bodies = st.one_of(
 @FEW
 @given(body=bodies)
 def test_decode_returns_an_object_or_a_transient_error(body: bytes) -> None:
-    result, error = attempt(_api()._decode, _response(200, body), "/conversations")
+    result, error = attempt(_api()._decode, _response(200, body), body, "/conversations")
     if error is not None:
         assert isinstance(error, TransientApiError), repr(error)
         assert "GET /conversations" in str(error)
@@ -168,10 +168,10 @@ def test_deeply_nested_body_is_the_taps_error(status: int) -> None:
     """A pathological body (a broken proxy, a hostile server) must not crash the tap."""
     api = _api()
     if status < 300:
-        _, error = attempt(api._decode, _response(status, DEEP), "/users")
+        _, error = attempt(api._decode, _response(status, DEEP), DEEP, "/users")
         assert isinstance(error, TransientApiError), repr(error)
     else:
-        error, raised = attempt(api._error_for, _response(status, DEEP), "/users")
+        error, raised = attempt(api._error_for, _response(status, DEEP), DEEP, "/users")
         assert raised is None, repr(raised)
         assert isinstance(error, TAP_ERRORS), repr(error)
 
@@ -184,7 +184,7 @@ def test_truncated_object_is_never_taken_for_a_whole_one(
     raw = json.dumps(document, separators=(",", ":")).encode()
     length = cut.draw(st.integers(min_value=0, max_value=len(raw) - 1))
     with pytest.raises(TransientApiError):
-        _api()._decode(_response(200, raw[:length]), "/conversations/{id}")
+        _api()._decode(_response(200, raw[:length]), raw[:length], "/conversations/{id}")
 
 
 @FEW
@@ -214,7 +214,7 @@ def test_error_answers_become_the_taps_errors(
     response = _response(status, body)
     if retry_after is not None:
         response.headers["Retry-After"] = retry_after
-    error = _api()._error_for(response, "/users")
+    error = _api()._error_for(response, body, "/users")
     assert isinstance(error, TAP_ERRORS), repr(error)
     assert "\n" not in str(error)
 
