@@ -15,15 +15,16 @@ them next to the pin):
   so an interrupted run resumes there.
 * `PluginBase._validate_config`: our one-line setting errors come first, before the
   SDK's JSON-schema messages, and before any request.
-* `Tap._handle_termination`: on SIGTERM/SIGINT the SDK exits 0; a scheduler must see
-  an interrupted sync fail (see `termination.py`).
+* `Tap._handle_termination`: on SIGTERM/SIGINT the SDK writes its state from inside
+  the handler, possibly onto a line being written, and exits 0; the tap defers to a
+  safe point and fails the run (see `termination.py`).
 
 Nothing outside this module names a private SDK member.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, Tap
 
@@ -85,25 +86,19 @@ class ChunkedParentStream(SdkStream):
 
 
 class SdkTap(Tap):
-    """A tap whose own setting checks run first and whose signals fail the run."""
-
-    #: Exit status after a signal, as shells report it: 128 + the signal number.
-    SIGNAL_EXIT_BASE: ClassVar[int] = 128
+    """A tap whose own setting checks run first and which handles its signals itself."""
 
     def check_settings(self) -> None:
         """Check the settings with one-line errors; runs before the SDK's checks."""
 
     def on_termination(self, signum: int) -> None:
-        """Called on SIGTERM/SIGINT after the SDK wrote the last state; must not return."""
-        raise SystemExit(self.SIGNAL_EXIT_BASE + signum)
+        """Called on SIGTERM/SIGINT instead of the SDK's handler (which exits 0)."""
+        raise SystemExit(128 + signum)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         if raise_errors:
             self.check_settings()
         return super()._validate_config(raise_errors=raise_errors)
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        try:
-            super()._handle_termination(signum, frame)  # writes the last state, exits 0
-        except SystemExit:
-            self.on_termination(signum)
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        self.on_termination(signum)

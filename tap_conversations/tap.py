@@ -14,7 +14,7 @@ from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import StateMessage
 
 from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
@@ -30,6 +30,7 @@ from tap_conversations.streams import (
     WebhookDeliveriesStream,
     records_in,
 )
+from tap_conversations.termination import STOPPER, LineSafeWriter
 from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ class TapConversations(SdkTap):
     package_name = "tap-conversations"
     # A copy: the SDK adds its built-in settings (stream maps, ...) to this dict.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
-    # msgspec serialises records several times faster than the stdlib json writer.
-    message_writer_class = MsgSpecWriter
+    # msgspec serialises records several times faster than the stdlib json writer; this
+    # one also keeps a signal from cutting a line (see termination.py).
+    message_writer_class = LineSafeWriter
     _deliveries: list[dict[str, Any]] | None
 
     def check_settings(self) -> None:
@@ -65,12 +67,14 @@ class TapConversations(SdkTap):
         self.settings = Settings.from_config(dict(self.config))
 
     def on_termination(self, signum: int) -> None:
-        """A scheduler must record an interrupted sync as failed: exit 128 + signal."""
-        LOGGER.warning(
-            "Interrupted by signal %d; the last state written lets the next run resume.",
-            signum,
-        )
-        super().on_termination(signum)
+        """Stop at the next safe point with the final state; exit 128 + signal."""
+        STOPPER.write_final_state = self._write_final_state
+        STOPPER.on_signal(signum)
+
+    def _write_final_state(self) -> None:
+        # Written even when equal to the last STATE: the run's last line is then a
+        # STATE, and it covers only what came before it.
+        self.write_message(StateMessage(value=self.state))
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Take the state, as its value or as a whole STATE message; refuse a damaged one.

@@ -1,0 +1,88 @@
+"""Stopping on SIGTERM/SIGINT: the last line whole, the final state written, gone at once.
+
+The signal handler runs in the main thread between two bytecodes, which can be in the
+middle of writing a large record: Python runs handlers inside a write that the signal
+interrupted. Writing the final STATE from there put it onto the cut line. So while a
+line is being written the signal only waits; it is acted on as soon as the line is
+out. Then the process writes the tap's state as one more STATE line, logs one line
+and ends with 128 + the signal, without waiting for worker threads: a fetch pool
+sleeping in the pacer, or a request waiting on a socket, must not hold a container's
+stop past its grace period. Nothing is lost by not waiting: the state written covers
+exactly the conversations whose records came before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+LOGGER = logging.getLogger("tap_conversations")
+#: Exit status after a signal, as shells report it: 128 + the signal number.
+SIGNAL_EXIT_BASE = 128
+
+
+class Stopper:
+    """Acts on a termination signal at the next safe point: between two output lines."""
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.pending: int | None = None
+        self.stopping = False
+        self.write_final_state: Callable[[], None] | None = None
+
+    def on_signal(self, signum: int) -> None:
+        """The signal handler's work: stop now, or right after the line being written."""
+        if self.stopping:
+            return  # a second signal while stopping: already on the way out
+        if self.writing:
+            self.pending = signum
+            return
+        self.stop(signum)
+
+    def line_written(self) -> None:
+        """Called after every output line: act on a signal that waited for it."""
+        if self.pending is not None and not self.stopping:
+            self.stop(self.pending)
+
+    def stop(self, signum: int) -> None:
+        """Write the final state, say so once, and end the process."""
+        self.stopping = True
+        try:
+            if self.write_final_state is not None:
+                self.write_final_state()
+            LOGGER.warning(
+                "Interrupted by signal %d; the last state written lets the next run resume.",
+                signum,
+            )
+        finally:
+            # A closed pipe: nothing more can be said.
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os._exit(SIGNAL_EXIT_BASE + signum)
+
+
+#: One per process, as signal handlers are.
+STOPPER = Stopper()
+
+
+class LineSafeWriter(MsgSpecWriter):
+    """The msgspec Singer writer, telling the stopper when a line is being written."""
+
+    def write_message(self, message: Any) -> None:  # noqa: ANN401  # the SDK's Message
+        """Write one message as one whole line; a signal meanwhile waits for it."""
+        STOPPER.writing = True
+        try:
+            super().write_message(message)
+        finally:
+            STOPPER.writing = False
+        STOPPER.line_written()
