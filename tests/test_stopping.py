@@ -1,0 +1,157 @@
+"""SIGTERM and SIGINT: the last line whole, the final STATE valid, the process gone at once.
+
+The real CLI runs against the sandbox; the signal is sent at a point counted in output
+(never after N seconds): in the middle of a 1,200-segment transcript record that the
+tap is still writing (the pipe is full, so the write is blocked half-way), or after
+the first record while 32 fetches wait for the pace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.harness import catalog_selecting, tap_config
+from tests.test_reliability import TAP_EXE, cli_env
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tests.sandbox import Sandbox
+
+BIG_RECORD = b'{"type":"RECORD","stream":"transcripts"'
+#: A transcript line of 1,200 segments is ~100 KiB, more than a pipe holds (64 KiB).
+BIG_LINE_BYTES = 64 * 1024
+
+
+class Run:
+    """A CLI run whose stdout the test reads in chunks, so it can stop reading."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], streams: list[str]) -> None:
+        (workdir / "config.json").write_text(json.dumps(config))
+        (workdir / "catalog.json").write_text(json.dumps(catalog_selecting(config, streams)))
+        self.stderr_path = workdir / "stderr.txt"
+        self.out = b""
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(  # noqa: S603  # our own executable
+                [TAP_EXE, "--config", "config.json", "--catalog", "catalog.json"],
+                cwd=workdir,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=cli_env(),
+            )
+        assert self.process.stdout is not None
+        self._fd = self.process.stdout.fileno()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._fd, selectors.EVENT_READ)
+
+    def read_until(self, done: Callable[[bytes], bool], chunk: int = 4096) -> None:
+        """Read stdout in small chunks until `done(output so far)` or the end."""
+        while not done(self.out):
+            if not self._selector.select(timeout=60):
+                pytest.fail("no output for 60 s")
+            data = os.read(self._fd, chunk)
+            if not data:
+                return
+            self.out += data
+
+    def finish(self) -> int:
+        """Read to the end; the exit code (a hang guard, not a timing assertion)."""
+        self.read_until(lambda _: False, chunk=1 << 16)
+        return self.process.wait(timeout=60)
+
+    @property
+    def lines(self) -> list[bytes]:
+        return self.out.split(b"\n")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8")
+
+
+def inside_a_big_record(out: bytes) -> bool:
+    """The output ends inside a transcript record already longer than a few chunks."""
+    start = out.rfind(BIG_RECORD)
+    return start >= 0 and b"\n" not in out[start:] and len(out) - start > 8192
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_large_record_never_cuts_a_line(
+    sandbox: Sandbox, tmp_path: Path, sig: signal.Signals
+) -> None:
+    run = Run(tmp_path, tap_config(sandbox), ["conversations", "transcripts"])
+    run.read_until(inside_a_big_record)
+    assert inside_a_big_record(run.out), "the sandbox's 1,200-segment transcript was written"
+    # The tap is blocked half-way through writing that line: the pipe is full.
+    run.process.send_signal(sig)
+    returncode = run.finish()
+
+    assert returncode == 128 + sig
+    lines = run.lines
+    assert lines[-1] == b"", "the output ends with a whole line"
+    messages = [json.loads(line) for line in lines[:-1]]  # every line is whole JSON
+    assert messages[-1]["type"] == "STATE"
+    big = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "transcripts"]
+    assert max(len(m["record"]["segments"]) for m in big) >= 1000
+    assert run.stderr.count(f"Interrupted by signal {int(sig)};") == 1
+    assert "Gracefully shutting down" not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_signal_with_fetches_queued_at_the_pace_ends_at_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tap_config(sandbox, max_requests_per_minute=60, max_parallel_requests=32)
+    run = Run(tmp_path, config, ["conversations"])
+    run.read_until(lambda out: b'"type":"RECORD"' in out)
+    sent_before = sandbox.counters.requests()
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 128 + signal.SIGTERM
+    # 32 fetches were waiting for the pace (one a second). The old way out waited for
+    # each in turn (about 32 s); now at most the one already on the wire is answered.
+    assert sandbox.counters.requests() - sent_before <= 1
+    messages = [json.loads(line) for line in run.lines[:-1]]
+    assert messages[-1]["type"] == "STATE"
+    assert run.stderr.count("Interrupted by signal 15;") == 1
+
+
+def test_the_final_state_resumes_to_exactly_the_sandboxs_conversations(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    streams = ["conversations", "transcripts"]
+    first = Run(tmp_path, tap_config(sandbox), streams)
+    first.read_until(inside_a_big_record)
+    first.process.send_signal(signal.SIGTERM)
+    assert first.finish() == 128 + signal.SIGTERM
+    messages = [json.loads(line) for line in first.lines[:-1]]
+    state = messages[-1]["value"]
+    committed = {
+        m["record"]["id"]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "conversations"
+    }
+
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    second = subprocess.run(  # noqa: S603
+        [TAP_EXE, "--config", "config.json", "--catalog", "catalog.json", "--state", "state.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    resumed = {
+        m["record"]["id"]
+        for m in map(json.loads, second.stdout.splitlines())
+        if m["type"] == "RECORD" and m["stream"] == "conversations"
+    }
+    assert committed | resumed == {c["id"] for c in sandbox.listed_conversations()}
+    assert resumed != committed | resumed, "the second run resumed, it did not start over"
