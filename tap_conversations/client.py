@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -136,6 +137,8 @@ class ClientStats:
     transient_failures: int = 0
     #: Seconds the last answer took (the server's and the network's share, no pacing).
     last_latency: float = 0.0
+    #: Distinct conversations answered: the daily quota this run used.
+    conversations_touched: int = 0
 
 
 class ApiClient:
@@ -194,6 +197,8 @@ class ApiClient:
             }
         )
         self._session = session
+        # Closed with the client, or at exit: no call site has to remember it.
+        self._closer = weakref.finalize(self, session.close)
         self._token_pieces = _token_pieces(token)
         self._get_with_retries = backoff.on_exception(
             backoff.expo,
@@ -217,8 +222,8 @@ class ApiClient:
         )
 
     def close(self) -> None:
-        """Release the connection pool."""
-        self._session.close()
+        """Release the connection pool now."""
+        self._closer()
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (relative to the base URL) and return the JSON object it answers.
@@ -287,6 +292,7 @@ class ApiClient:
             if conversation_id is not None:
                 with self._lock:
                     self._touched.add(conversation_id)
+                    self.stats.conversations_touched = len(self._touched)
             return payload
         raise self._error_for(response, body, endpoint)
 

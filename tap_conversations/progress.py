@@ -1,12 +1,14 @@
 """Progress of a long sync on stderr: the tap's equivalent of a progress bar.
 
-One line at a steady cadence (not per record): conversations done of those listed,
-requests spent, the daily quota used, and an ETA from the pacing rate.
+One line every 15 s by the clock, also while a chunk is being fetched (a timer thread
+writes it, not the chunk loop): conversations done of those to fetch, requests spent,
+the daily quota used, and an ETA from the pacing rate. One closing line at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -22,16 +24,22 @@ PROGRESS_INTERVAL_SECONDS = 15.0
 
 
 class ProgressReporter:
-    """Logs where the conversations sync is, at most once per interval.
+    """Logs where the conversations sync is, every interval, until `finish`.
 
     Args:
-        api: The API client, for request counts and the pace.
-        total: Conversations listed for this run.
+        api: The API client, for request counts, quota use and the pace.
+        total: Conversations to fetch in this run.
+        interval: Seconds between lines.
         clock: Monotonic clock, replaceable in tests.
     """
 
     def __init__(
-        self, api: ApiClient, total: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        api: ApiClient,
+        total: int,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         self._total = total
@@ -39,31 +47,40 @@ class ProgressReporter:
         self._clock = clock
         self._started = clock()
         self._requests_at_start = api.stats.requests
-        self._last_report = self._started
+        self._quota_at_start = api.stats.conversations_touched
+        self._interval = PROGRESS_INTERVAL_SECONDS if interval is None else interval
+        self._stopped = threading.Event()
+        self._timer = threading.Thread(target=self._every_interval, name="progress", daemon=True)
+        self._timer.start()
 
     def advance(self, conversations: int) -> None:
-        """Count finished conversations; log a line if the interval has passed."""
+        """Count finished conversations."""
         self._done += conversations
-        now = self._clock()
-        if now - self._last_report >= PROGRESS_INTERVAL_SECONDS:
-            self._last_report = now
-            LOGGER.info("%s", self.line())
 
     def finish(self) -> None:
-        """Log the closing line."""
+        """Stop the timer; log the closing line."""
+        self._stopped.set()
+        self._timer.join()
         LOGGER.info("%s", self.line(final=True))
+
+    def _every_interval(self) -> None:
+        while not self._stopped.wait(self._interval):
+            LOGGER.info("%s", self.line())
 
     def line(self, *, final: bool = False) -> str:
         """The progress line."""
-        spent = self._api.stats.requests - self._requests_at_start
-        per_conversation = spent / self._done if self._done else 1.0
-        remaining = self._total - self._done
+        stats = self._api.stats
+        spent = stats.requests - self._requests_at_start
+        quota = stats.conversations_touched - self._quota_at_start
+        done = self._done
+        per_conversation = spent / done if done else 1.0
+        remaining = self._total - done
         eta = self._api.pacer.seconds_for(round(remaining * per_conversation))
         head = "conversations done" if final else "conversations"
         return (
-            f"{head}: {self._done}/{self._total} "
-            f"({100 * self._done / max(self._total, 1):.0f}%), {spent} requests "
-            f"({per_conversation:.2f}/conversation), quota used this run: {self._done}, "
+            f"{head}: {done}/{self._total} "
+            f"({100 * done / max(self._total, 1):.0f}%), {spent} requests "
+            f"({per_conversation:.2f}/conversation), quota used this run: {quota}, "
             f"elapsed {self._clock() - self._started:.0f} s"
             + ("" if final else f", ETA {eta:.0f} s at {self._api.pacer.requests_per_minute}/min")
         )

@@ -116,6 +116,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Only conversations of these users (default: all).",
     ),
     th.Property(
+        "log_metrics",
+        th.BooleanType,
+        default=False,
+        title="Log the SDK's metrics",
+        description=(
+            "Log the Singer SDK's METRIC lines (timers and counters per stream and chunk) "
+            "at INFO. Off: a sync logs progress every 15 s and one closing summary."
+        ),
+    ),
+    th.Property(
         "request_timeout_seconds",
         th.IntegerType(minimum=1, maximum=600),
         default=60,

@@ -75,7 +75,14 @@ class ConversationsApiStream(SdkStream):
         for name in self.schema["properties"]:
             row.setdefault(name, None)
         check_record_shape(self.name, row, self.schema, self.primary_keys)
+        self.conversations_tap.summary.count(self.name)
         return row
+
+    def log_sync_costs(self) -> None:
+        """The SDK's last call on every stream: the last stream closes the run's log."""
+        super().log_sync_costs()
+        if self is list(self.conversations_tap.streams.values())[-1]:
+            self.conversations_tap.log_summary()
 
 
 class ListEndpointStream(ConversationsApiStream):
@@ -475,6 +482,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             )
         checkpoint.write_to(self.stream_state)
         self.write_state_now()
+        tap.summary.pending = len(checkpoint.pending)
 
     def _warn_unlisted_ties(self, lister: ConversationLister) -> None:
         for ties in lister.unlisted_ties:
@@ -513,6 +521,13 @@ class ConversationPartStream(ConversationsApiStream):
     # One state entry, not one partition per conversation: the parent's checkpoint
     # already says which conversations (and so which children) are done.
     state_partitioning_keys: ClassVar[list[str]] = []
+
+    def __init__(self, tap: TapConversations, **kwargs: Any) -> None:
+        super().__init__(tap, **kwargs)
+        # The SDK logs "Beginning sync" for every chunk a child is synced for; the
+        # progress lines say where the sync is. DEBUG still shows them.
+        if self.logger.getEffectiveLevel() == logging.INFO:
+            self.logger.setLevel(logging.WARNING)
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         """Yield this stream's part of every conversation in the parent's chunk."""

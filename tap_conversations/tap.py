@@ -20,6 +20,7 @@ from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
 from tap_conversations.errors import AuthenticationError, StateError, TapConversationsError
 from tap_conversations.rate_limit import RequestPacer
+from tap_conversations.run_summary import RunSummary
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
 from tap_conversations.sdk_internals import SdkTap
 from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
@@ -118,7 +119,17 @@ class TapConversations(SdkTap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._deliveries_lock = threading.Lock()
         self._deliveries = None
+        self.summary = RunSummary()
         super().__init__(*args, **kwargs)
+        if not self.config.get("log_metrics") and self.metrics_logger.level <= logging.INFO:
+            # The SDK's METRIC lines are half of a sync's log at INFO; the progress
+            # lines and the closing summary say what a person needs. log_metrics: true
+            # (or DEBUG) brings them back.
+            self.metrics_logger.setLevel(logging.WARNING)
+
+    def log_summary(self) -> None:
+        """The sync's closing line (called once, after every stream)."""
+        LOGGER.info("%s", self.summary.line(self.api.stats))
 
     @cached_property
     def settings(self) -> Settings:
@@ -170,6 +181,7 @@ class TapConversations(SdkTap):
         """Write the catalog; with a token, streams it cannot read are not selected."""
         if self.config.get("api_token") and self.config.get("api_url"):
             try:
+                self.account  # noqa: B018  # GET /me: a wrong api_url shows here, not as "no scope"
                 granted = probe_scopes(self.api)
             except TapConversationsError as error:
                 LOGGER.warning("Could not check the token's scopes (%s); catalog as is.", error)
@@ -199,6 +211,19 @@ class TapConversations(SdkTap):
             sys.exit(error.exit_code)
 
     @classmethod
+    def get_singer_command(cls: type[TapConversations]) -> click.Command:
+        """The SDK's command, with `--test` described as this tap does it."""
+        command = super().get_singer_command()
+        for param in command.params:
+            if "--test" in getattr(param, "opts", ()):
+                param.help = (
+                    "Check the connection: read the token's account (GET /me) and report "
+                    "the scopes it lacks, with no records written. Exit 0 when the token "
+                    "works. --test=schema writes the SCHEMA messages only."
+                )
+        return command
+
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: check the token with GET /me and report the scopes it lacks."""
         if value != "all":
@@ -211,7 +236,7 @@ class TapConversations(SdkTap):
                 parse_env_config=bool(config and config.parse_env),
                 validate_config=True,
             )
-            account = tap.api.get("/me")
+            account = tap.account
             granted = probe_scopes(tap.api)
         except AuthenticationError as error:
             cls.logger.error("Connection test failed: %s", error)  # noqa: TRY400

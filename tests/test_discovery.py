@@ -50,8 +50,9 @@ def test_discovery_with_a_partial_token_deselects_what_it_cannot_read(sandbox: S
         "recordings",
         "transcript_segments",
     }
-    # Four list probes, then one per-conversation probe each for three scopes.
-    assert sandbox.counters.requests() == 7
+    # The account (/me), four list probes, then one per-conversation probe each for
+    # three scopes.
+    assert sandbox.counters.requests() == 8
     assert sandbox.counters.quota_used(token) == 1
 
 

@@ -17,7 +17,9 @@ def _meltano_kind(property_schema: dict) -> str:
     types = [t for t in property_schema["type"] if t != "null"]
     if property_schema.get("format") == "date-time":
         return "date_iso8601"
-    return {"string": "string", "integer": "integer", "array": "array"}[types[0]]
+    return {"string": "string", "integer": "integer", "boolean": "boolean", "array": "array"}[
+        types[0]
+    ]
 
 
 def test_meltano_yml_declares_exactly_the_taps_settings() -> None:
