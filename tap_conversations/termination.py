@@ -76,13 +76,25 @@ STOPPER = Stopper()
 
 
 class LineSafeWriter(MsgSpecWriter):
-    """The msgspec Singer writer, telling the stopper when a line is being written."""
+    """The msgspec Singer writer: whole lines only, and the stopper told when writing.
+
+    Why not the SDK's `write_message`: it ignores the count `write` returns. With an
+    unbuffered stdout (PYTHONUNBUFFERED=1, common in container images) `write` goes
+    straight to the pipe, and a signal that interrupts it makes it return a short
+    count: the rest of the line was silently dropped. Here the rest is written too.
+    """
 
     def write_message(self, message: Any) -> None:  # noqa: ANN401  # the SDK's Message
         """Write one message as one whole line; a signal meanwhile waits for it."""
         STOPPER.writing = True
         try:
-            super().write_message(message)
+            # A copy: the encoder reuses one buffer for every message.
+            line = memoryview(bytes(self.format_message(message)))
+            out = sys.stdout.buffer
+            while line:
+                written = out.write(line)
+                line = line[written or 0 :]
+            sys.stdout.flush()
         finally:
             STOPPER.writing = False
         STOPPER.line_written()

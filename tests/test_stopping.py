@@ -34,7 +34,14 @@ BIG_LINE_BYTES = 64 * 1024
 class Run:
     """A CLI run whose stdout the test reads in chunks, so it can stop reading."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], streams: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        streams: list[str],
+        *,
+        unbuffered: bool = True,
+    ) -> None:
         (workdir / "config.json").write_text(json.dumps(config))
         (workdir / "catalog.json").write_text(json.dumps(catalog_selecting(config, streams)))
         self.stderr_path = workdir / "stderr.txt"
@@ -45,7 +52,9 @@ class Run:
                 cwd=workdir,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=cli_env(),
+                env=without_unbuffered(cli_env())
+                if not unbuffered
+                else cli_env(PYTHONUNBUFFERED="1"),
             )
         assert self.process.stdout is not None
         self._fd = self.process.stdout.fileno()
@@ -76,6 +85,10 @@ class Run:
         return self.stderr_path.read_text(encoding="utf-8")
 
 
+def without_unbuffered(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
+
+
 def inside_a_big_record(out: bytes) -> bool:
     """The output ends inside a transcript record already longer than a few chunks."""
     start = out.rfind(BIG_RECORD)
@@ -83,10 +96,19 @@ def inside_a_big_record(out: bytes) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "unbuffered",
+    [True, False],
+    # Unbuffered (PYTHONUNBUFFERED=1, as container images set it), an interrupted write
+    # returns short; buffered, Python finishes it. Both must end with whole lines.
+    ids=["unbuffered-stdout", "buffered-stdout"],
+)
 def test_a_signal_during_a_large_record_never_cuts_a_line(
-    sandbox: Sandbox, tmp_path: Path, sig: signal.Signals
+    sandbox: Sandbox, tmp_path: Path, sig: signal.Signals, *, unbuffered: bool
 ) -> None:
-    run = Run(tmp_path, tap_config(sandbox), ["conversations", "transcripts"])
+    run = Run(
+        tmp_path, tap_config(sandbox), ["conversations", "transcripts"], unbuffered=unbuffered
+    )
     run.read_until(inside_a_big_record)
     assert inside_a_big_record(run.out), "the sandbox's 1,200-segment transcript was written"
     # The tap is blocked half-way through writing that line: the pipe is full.
