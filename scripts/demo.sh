@@ -1,38 +1,33 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, from a clean clone:
-#   set up, start the sandbox API (demo token) on a free port, run
-#   `meltano run tap-conversations target-duckdb` against it, show what landed, stop the sandbox.
+#   set up, start the sandbox API (demo token) on a free port and an embedded PostgreSQL
+#   (from PyPI: no system package), run `meltano run tap-conversations target-postgres`,
+#   check every table against the sandbox's own truth, show what landed, and leave the
+#   database running with a query you can paste.
 #
 #   bash scripts/demo.sh
 #
 # Environment: DEMO_CONVERSATIONS (default 120), DEMO_RATE_LIMIT (requests/minute the sandbox
 # allows and the tap paces to; default 6000 so the demo takes seconds; a real token gets 60),
-# SKIP_SETUP=1 to reuse an existing setup. The database is output/demo.duckdb (re-created).
+# SKIP_SETUP=1 to reuse an existing setup. The database lives in output/demo-postgres
+# (re-created each time).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 CONVERSATIONS="${DEMO_CONVERSATIONS:-120}"
 RATE_LIMIT="${DEMO_RATE_LIMIT:-6000}"
-DB="$ROOT/output/demo.duckdb"
+SEED=7
+DATA_DIR="$ROOT/output/demo-postgres"
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
-# duckdb 1.0.0 (see meltano.yml) has wheels for CPython 3.10-3.12 only.
-py="${PYTHON:-python3}"
-if command -v "$py" >/dev/null 2>&1 \
-    && ! "$py" -c 'import sys; sys.exit(0 if sys.version_info < (3, 13) else 1)'; then
-    echo "demo.sh: $py is $("$py" --version 2>&1); the DuckDB loader needs Python 3.10-3.12" \
-        "(duckdb 1.0.0 wheels). Run with PYTHON=python3.12 (or 3.10/3.11)." >&2
-    exit 1
-fi
-
 if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
-    bash scripts/setup.sh tap-conversations target-duckdb
+    bash scripts/setup.sh tap-conversations target-postgres
 fi
-MELTANO="$ROOT/.venv/meltano/bin/meltano"
-DUCKDB_PYTHON="$ROOT/.meltano/loaders/target-duckdb/venv/bin/python"
+PY="$ROOT/.venv/bin/python"
+MELTANO="${MELTANO_BIN:-$ROOT/.venv/meltano/bin/meltano}"
 
 # --- the sandbox API, in the background ------------------------------------------------
 workdir="$(mktemp -d)"
@@ -49,7 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "starting the sandbox API ($CONVERSATIONS conversations, $RATE_LIMIT requests/minute)"
-"$ROOT/.venv/bin/python" -m tests.sandbox --port 0 --seed 7 --conversations "$CONVERSATIONS" \
+"$PY" -m tests.sandbox --port 0 --seed "$SEED" --conversations "$CONVERSATIONS" \
     --rate-limit "$RATE_LIMIT" --latency-ms 0 >"$workdir/sandbox.out" 2>"$workdir/sandbox.err" &
 sandbox_pid=$!
 first_line=""
@@ -73,67 +68,32 @@ api_url="${BASH_REMATCH[1]}"
 api_token="${BASH_REMATCH[2]}"
 echo "$first_line" >&2
 
-# --- meltano run ------------------------------------------------------------------------
+# --- the embedded PostgreSQL ------------------------------------------------------------
+log "starting an embedded PostgreSQL in ${DATA_DIR#"$ROOT"/}"
+"$PY" scripts/demo_database.py stop "$DATA_DIR"
+rm -rf "$DATA_DIR"
 mkdir -p "$ROOT/output"
-rm -f "$DB" "$DB.wal"
-log "meltano --environment demo run --full-refresh tap-conversations target-duckdb"
+database_url="$("$PY" scripts/demo_database.py start "$DATA_DIR")"
+
+# --- meltano run ------------------------------------------------------------------------
+log "meltano --environment demo run --full-refresh tap-conversations target-postgres"
+started=$SECONDS
 TAP_CONVERSATIONS_API_URL="$api_url" \
 TAP_CONVERSATIONS_API_TOKEN="$api_token" \
 TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE="$RATE_LIMIT" \
-TARGET_DUCKDB_FILEPATH="$DB" \
-    "$MELTANO" --environment demo run --full-refresh tap-conversations target-duckdb
+TARGET_POSTGRES_SQLALCHEMY_URL="$database_url" \
+    "$MELTANO" --environment demo run --full-refresh tap-conversations target-postgres
+run_seconds=$((SECONDS - started))
 
-# --- what landed ------------------------------------------------------------------------
-log "what landed in $DB"
-"$DUCKDB_PYTHON" - "$DB" <<'PY'
-import sys
+# --- what landed, against the sandbox's truth --------------------------------------------
+log "what landed (the run took ${run_seconds} s)"
+psql="$("$PY" scripts/demo_database.py psql)"
+query="SELECT medium, count(*) AS conversations FROM tap_conversations.conversations GROUP BY 1 ORDER BY 2 DESC"
+"$PY" scripts/demo_report.py --database-url "$database_url" --seed "$SEED" \
+    --conversations "$CONVERSATIONS"
 
-import duckdb
-
-con = duckdb.connect(sys.argv[1], read_only=True)
-schema = "tap_conversations"
-tables = [t for (t,) in con.execute(
-    "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [schema]
-).fetchall()]
-print(f"{'table':<22}{'rows':>8}")
-print("-" * 30)
-for table in tables:
-    (rows,) = con.execute(f'SELECT count(*) FROM {schema}."{table}"').fetchone()
-    print(f"{table:<22}{rows:>8}")
-
-
-def show(title, sql):
-    cursor = con.execute(sql)
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    print(f"\n{title}")
-    widths = [max(len(str(n)), *(len(str(r[i])) for r in rows)) for i, n in enumerate(names)]
-    print("  ".join(str(n).ljust(w) for n, w in zip(names, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
-
-
-show(
-    "newest conversations (nested department/user are JSON columns):",
-    f"""SELECT date AS "date (UTC)", medium, left(title, 40) AS title,
-               json_extract_string(department, '$.name') AS department,
-               json_extract_string("user", '$.name') AS "user",
-               json_array_length(participants) AS participants
-        FROM {schema}.conversations ORDER BY date DESC LIMIT 5""",
-)
-show(
-    "insights per type:",
-    f"SELECT insight_type, count(*) AS n FROM {schema}.insights GROUP BY 1 ORDER BY 2 DESC",
-)
-if "transcript_segments" in tables:
-    show(
-        "a transcript, segment by segment:",
-        f"""SELECT segment_index, speaker, left(text, 60) AS text
-            FROM {schema}.transcript_segments
-            WHERE conversation_id = (SELECT conversation_id FROM {schema}.transcript_segments LIMIT 1)
-            ORDER BY segment_index LIMIT 5""",
-    )
-print(f"\nQuery it yourself: {sys.executable} -c \"import duckdb; "
-      f"print(duckdb.connect('{sys.argv[1]}').sql('SELECT * FROM {schema}.conversations LIMIT 3'))\"")
-PY
+printf '\nThe database keeps running. Query it yourself (paste as is):\n\n' >&2
+query_command="$psql -h $DATA_DIR -U postgres -d postgres -c \"$query\""
+echo "  $query_command" >&2
+bash -c "$query_command" >&2
+printf "\nStop it: %s %s/scripts/demo_database.py stop %s\n" "$PY" "$ROOT" "$DATA_DIR" >&2

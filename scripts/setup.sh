@@ -2,7 +2,7 @@
 # Set up this project on a fresh machine (idempotent; safe to run again).
 #
 #   bash scripts/setup.sh                 # project venv + Meltano + every Meltano plugin
-#   bash scripts/setup.sh PLUGIN...       # ... only these plugins (e.g. tap-conversations target-postgres)
+#   bash scripts/setup.sh PLUGIN...       # ... only these plugins
 #
 # What it makes:
 #   .venv/          the project, editable, with the dev extras (pytest, ruff, mypy, psycopg, ...)
@@ -45,7 +45,6 @@ fi
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_install python3-venv
 fi
-PY_MINOR=$("$PYTHON" -c 'import sys; print(sys.version_info[1])')
 
 # --- the project venv ------------------------------------------------------------------
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -75,12 +74,7 @@ fi
 # --- Meltano plugins -------------------------------------------------------------------
 plugins=("$@")
 if [[ ${#plugins[@]} -eq 0 ]]; then
-    plugins=(tap-conversations target-postgres target-duckdb)
-    if [[ $PY_MINOR -ge 13 ]]; then
-        # target-duckdb is pinned to duckdb 1.0.0, which has no wheels for Python >= 3.13.
-        echo "setup.sh: Python 3.$PY_MINOR: skipping target-duckdb (duckdb 1.0.0 has no wheel for it)" >&2
-        plugins=(tap-conversations target-postgres)
-    fi
+    plugins=(tap-conversations target-postgres)
 fi
 log "meltano install ${plugins[*]}"
 MELTANO_SEND_ANONYMOUS_USAGE_STATS=false "$MELTANO_VENV/bin/meltano" install "${plugins[@]}"

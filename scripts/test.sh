@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Everything, Meltano plugins included: the end-to-end tests run the tap into
-# target-postgres and into the embedded target-duckdb.
+# target-postgres, on a Debian PostgreSQL and on the demo's embedded one.
 bash scripts/setup.sh
 
 failed=()
