@@ -464,3 +464,58 @@ def test_the_demo_loads_every_row_and_prints_a_query_that_works(meltano: Meltano
             stop, shell=True, capture_output=True, text=True, timeout=60, check=False
         )
     assert stopped.returncode == 0, stopped.stderr
+
+
+# --- many accounts: one inherited plugin per token, each with its own state ------------
+
+
+def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
+    meltano: Meltano,
+    postgres: PostgresServer,
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """meltano.yml's `tap-conversations--account-b` pattern, with two real accounts."""
+    account_a = sandbox_factory(seed=7, conversations=40, rate_limit=100_000)
+    account_b = sandbox_factory(seed=8, conversations=30, rate_limit=100_000)
+    assert account_a.account()["id"] != account_b.account()["id"]
+    target = {
+        "TARGET_POSTGRES_HOST": postgres.host,
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
+        "TARGET_POSTGRES_DATABASE": postgres.dbname,
+    }
+    runs = {
+        "tap-conversations": (account_a, "TAP_CONVERSATIONS_", "account_a"),
+        "tap-conversations--account-b": (account_b, "TAP_CONVERSATIONS__ACCOUNT_B_", "account_b"),
+    }
+    for plugin, (sb, prefix, schema) in runs.items():
+        meltano.run(
+            "run",
+            "--state-id-suffix",
+            "accounts",
+            plugin,
+            "target-postgres",
+            extra_env={
+                **target,
+                f"{prefix}API_URL": sb.base_url,
+                f"{prefix}API_TOKEN": sb.token,
+                f"{prefix}MAX_REQUESTS_PER_MINUTE": "100000",
+                # One schema per account: the streams' tables have the same names.
+                "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+            },
+        )
+    listed = meltano.run("state", "list").split()
+    for plugin, (sb, _, schema) in runs.items():
+        state_id = f"{ENVIRONMENT}:{plugin}-to-target-postgres:accounts"
+        assert state_id in listed
+        bookmark = meltano.state(state_id)["bookmarks"]["conversations"]
+        assert bookmark["account_id"] == sb.account()["id"]
+        with psycopg.connect(postgres.conninfo) as conn:
+            ids = {
+                cid
+                for (cid,) in conn.execute(
+                    f'SELECT id::text FROM {schema}."conversations"'  # noqa: S608 - constant
+                ).fetchall()
+            }
+        assert ids == {c["id"] for c in sb.listed_conversations()}
