@@ -71,6 +71,9 @@ class ConversationsApiStream(SdkStream):
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
         """Drop the API envelope, make absent fields null, refuse changed types."""
+        if not self.selected:
+            # A parent synced only for its children: its record is never written.
+            return row
         row.pop("_meta", None)
         for name in self.schema["properties"]:
             row.setdefault(name, None)

@@ -751,6 +751,9 @@ def test_webhook_delivery_with_unparsable_created_at(crafted: Callable[..., Craf
     delivery = {
         "id": "0b7c2a4e-5555-4a2b-9c3d-000000000001",
         "event_type": "conversation.completed",
+        "resource_id": CONVERSATION_ID,
+        "status": "delivered",
+        "attempts": 1,
         "created_at": "last tuesday",
     }
     api = crafted(lambda _p, _q: Answer(body={"deliveries": [delivery]}))

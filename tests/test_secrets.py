@@ -22,6 +22,7 @@ from tests.test_reliability import (
     CliResult,
     CraftedApi,
     cli_env,
+    conversation_detail,
     crafted_config,
     crafted_fixture,  # noqa: F401  # the `crafted` fixture
     one_conversation_api,
@@ -239,15 +240,7 @@ def test_detail_answer_echoing_the_token_prefix_is_not_a_leak(
     crafted: Callable[..., CraftedApi],
 ) -> None:
     """`_meta.token_prefix` (the public 11 characters) never reaches a record."""
-    api = crafted(
-        one_conversation_api(
-            {
-                "id": "0b7c2a4e-1111-4a2b-9c3d-000000000001",
-                "date": "2099-01-01T10:00:00.000Z",
-                "_meta": {"token_prefix": TOKEN[:11]},
-            }
-        )
-    )
+    api = crafted(one_conversation_api(conversation_detail(_meta={"token_prefix": TOKEN[:11]})))
     out = run_sync(crafted_config(api, api_token=TOKEN), streams=["conversations"])
     assert out.records("conversations")
     assert TOKEN[:11] not in repr(out.messages)
