@@ -74,7 +74,7 @@ fi
 # --- Meltano plugins -------------------------------------------------------------------
 plugins=("$@")
 if [[ ${#plugins[@]} -eq 0 ]]; then
-    plugins=(tap-conversations target-postgres)
+    plugins=(tap-conversations target-postgres dbt-postgres)
 fi
 log "meltano install ${plugins[*]}"
 MELTANO_SEND_ANONYMOUS_USAGE_STATS=false "$MELTANO_VENV/bin/meltano" install "${plugins[@]}"

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import itertools
 import json
+import math
 import os
 import shutil
 import socket
@@ -534,3 +536,158 @@ def test_the_postgres_from_pypi_serves_the_tests_too() -> None:
         row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
         assert row is not None
         assert row[0] >= 180000
+
+
+# --- the dbt models: every metric against values computed from the sandbox ------------
+
+
+def expected_talk(segments: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(conversation metrics, per-speaker metrics) by the models' definitions."""
+    speakers = [(s.get("speaker") or "").strip() or "unknown" for s in segments]
+    durations = [s["end"] - s["start"] for s in segments]
+    runs: list[tuple[str, float]] = []
+    for speaker, duration in zip(speakers, durations, strict=True):
+        if runs and runs[-1][0] == speaker:
+            runs[-1] = (speaker, runs[-1][1] + duration)
+        else:
+            runs.append((speaker, duration))
+    total = sum(durations)
+    per_speaker = {}
+    for speaker in set(speakers):
+        talk = sum(d for s, d in zip(speakers, durations, strict=True) if s == speaker)
+        per_speaker[speaker] = {
+            "segment_count": speakers.count(speaker),
+            "talk_seconds": talk,
+            "talk_share": talk / total if total else None,
+            "longest_monologue_seconds": max(d for s, d in runs if s == speaker),
+        }
+    conversation = {
+        "talk_seconds": total,
+        "speaker_count": len(set(speakers)),
+        "speaker_switches": sum(1 for a, b in itertools.pairwise(speakers) if a != b),
+        "longest_monologue_seconds": max((d for _, d in runs), default=0),
+        "question_count": sum(1 for s in segments if (s.get("text") or "").strip().endswith("?")),
+    }
+    return conversation, per_speaker
+
+
+def same(actual: object, expected: object) -> bool:
+    if expected is None or actual is None:
+        return actual is expected
+    if isinstance(expected, float):
+        return math.isclose(float(actual), expected, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
+    return actual == expected
+
+
+def test_dbt_models_compute_every_metric_as_defined(
+    meltano: Meltano,
+    postgres: PostgresServer,
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """tap -> target-postgres -> `meltano invoke dbt-postgres build`, then every metric."""
+    sb = sandbox_factory(seed=11, conversations=60, rate_limit=100_000)
+    connection = {
+        "TARGET_POSTGRES_HOST": postgres.host,
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
+        "TARGET_POSTGRES_DATABASE": postgres.dbname,
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "dbt_source",
+        "DBT_POSTGRES_HOST": postgres.host,
+        "DBT_POSTGRES_PORT": str(postgres.port),
+        "DBT_POSTGRES_USER": postgres.user,
+        "DBT_POSTGRES_DBNAME": postgres.dbname,
+        "DBT_POSTGRES_SCHEMA": "dbt_models",
+    }
+    meltano.run(
+        "run",
+        "--state-id-suffix",
+        "dbt",
+        "tap-conversations",
+        "target-postgres",
+        extra_env={
+            **connection,
+            "TAP_CONVERSATIONS_API_URL": sb.base_url,
+            "TAP_CONVERSATIONS_API_TOKEN": sb.token,
+            "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+        },
+    )
+    meltano.run("install", "dbt-postgres")
+    meltano.run(
+        "invoke",
+        "dbt-postgres",
+        "build",
+        "--vars",
+        "{source_schema: dbt_source}",
+        extra_env=connection,
+    )
+    meltano.run(
+        "invoke",
+        "dbt-postgres",
+        "docs",
+        "generate",
+        "--vars",
+        "{source_schema: dbt_source}",
+        extra_env=connection,
+    )
+    assert (REPO_ROOT / "transform" / "target" / "catalog.json").is_file()
+
+    ids = [c["id"] for c in sb.listed_conversations()]
+    with psycopg.connect(postgres.conninfo) as conn:
+        conversations = {
+            str(row[0]): row[1:]
+            for row in conn.execute(
+                "SELECT conversation_id, talk_seconds, speaker_count, speaker_switches, "
+                "longest_monologue_seconds, question_count, insight_count, has_transcript, "
+                "has_summary FROM dbt_models.fct_conversations"
+            ).fetchall()
+        }
+        speakers = {
+            (str(row[0]), row[1]): row[2:]
+            for row in conn.execute(
+                "SELECT conversation_id, speaker, segment_count, talk_seconds, talk_share, "
+                "longest_monologue_seconds FROM dbt_models.fct_conversation_speakers"
+            ).fetchall()
+        }
+    assert set(conversations) == set(ids)
+    names = (
+        "talk_seconds",
+        "speaker_count",
+        "speaker_switches",
+        "longest_monologue_seconds",
+        "question_count",
+    )
+    expected_speakers: dict[tuple[str, str], dict[str, Any]] = {}
+    checked = 0
+    for cid in ids:
+        transcript = sb.transcript(cid)
+        row = dict(
+            zip(
+                (*names, "insight_count", "has_transcript", "has_summary"),
+                conversations[cid],
+                strict=True,
+            )
+        )
+        assert row["insight_count"] == len(sb.insights(cid)), cid
+        assert row["has_transcript"] is (transcript is not None), cid
+        assert row["has_summary"] is (sb.conversation_detail(cid)["summary"] is not None), cid
+        if transcript is None:
+            assert [row[name] for name in names] == [None] * len(names), cid
+            continue
+        conversation, per_speaker = expected_talk(transcript["segments"])
+        for name in names:
+            assert same(row[name], conversation[name]), (cid, name, row[name], conversation[name])
+        expected_speakers.update({(cid, s): m for s, m in per_speaker.items()})
+        checked += 1
+    assert checked > 30
+    assert set(speakers) == set(expected_speakers)
+    for key, values in speakers.items():
+        actual = dict(
+            zip(
+                ("segment_count", "talk_seconds", "talk_share", "longest_monologue_seconds"),
+                values,
+                strict=True,
+            )
+        )
+        for name, value in expected_speakers[key].items():
+            assert same(actual[name], value), (key, name, actual[name], value)
