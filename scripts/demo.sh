@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, from a clean clone:
 #   set up, start the sandbox API (demo token) on a free port and an embedded PostgreSQL
-#   (from PyPI: no system package), run `meltano run tap-conversations target-postgres`,
-#   check every table against the sandbox's own truth, show what landed, and leave the
-#   database running with a query you can paste.
+#   (from PyPI: no system package), run `meltano run tap-conversations target-postgres
+#   dbt-postgres:build`, check every table against the sandbox's own truth, show what
+#   landed and a few conversation metrics, and leave the database running with a query
+#   you can paste.
 #
 #   bash scripts/demo.sh
 #
@@ -24,7 +25,7 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
 log() { printf '\n==> %s\n' "$*" >&2; }
 
 if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
-    bash scripts/setup.sh tap-conversations target-postgres
+    bash scripts/setup.sh tap-conversations target-postgres dbt-postgres
 fi
 PY="$ROOT/.venv/bin/python"
 MELTANO="${MELTANO_BIN:-$ROOT/.venv/meltano/bin/meltano}"
@@ -76,13 +77,15 @@ mkdir -p "$ROOT/output"
 database_url="$("$PY" scripts/demo_database.py start "$DATA_DIR")"
 
 # --- meltano run ------------------------------------------------------------------------
-log "meltano --environment demo run --full-refresh tap-conversations target-postgres"
+log "meltano --environment demo run --full-refresh tap-conversations target-postgres dbt-postgres:build"
 started=$SECONDS
 TAP_CONVERSATIONS_API_URL="$api_url" \
 TAP_CONVERSATIONS_API_TOKEN="$api_token" \
 TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE="$RATE_LIMIT" \
 TARGET_POSTGRES_SQLALCHEMY_URL="$database_url" \
-    "$MELTANO" --environment demo run --full-refresh tap-conversations target-postgres
+DBT_POSTGRES_HOST="$DATA_DIR" DBT_POSTGRES_USER=postgres DBT_POSTGRES_DBNAME=postgres \
+    "$MELTANO" --environment demo run --full-refresh \
+    tap-conversations target-postgres dbt-postgres:build
 run_seconds=$((SECONDS - started))
 
 # --- what landed, against the sandbox's truth --------------------------------------------

@@ -41,7 +41,8 @@ def truth(sandbox: Sandbox) -> dict[str, int]:
 def show(cursor: psycopg.Cursor[Any], title: str, sql: str) -> None:
     cursor.execute(sql)
     names = [d.name for d in cursor.description or ()]
-    rows = cursor.fetchall()
+    # One line per row: titles can hold line breaks and tabs.
+    rows = [tuple(" ".join(str(v).split()) for v in row) for row in cursor.fetchall()]
     widths = [max(len(n), *(len(str(r[i])) for r in rows)) for i, n in enumerate(names)]
     print(f"\n{title}")
     print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
@@ -86,6 +87,27 @@ def main() -> int:
                        department ->> 'name' AS department, "user" ->> 'name' AS "user",
                        cardinality(participants) AS participants
                 FROM {SCHEMA}.conversations ORDER BY date DESC LIMIT 5""",  # noqa: S608
+        )
+        show(
+            cursor,
+            "talk share by participant role (dbt: analytics.fct_conversation_speakers):",
+            """SELECT coalesce(p.participant_role, 'not a listed participant') AS role,
+                      count(DISTINCT s.conversation_id) AS conversations,
+                      round(sum(s.talk_seconds) / sum(sum(s.talk_seconds)) OVER (), 3)
+                          AS talk_share
+               FROM analytics.fct_conversation_speakers AS s
+               LEFT JOIN analytics.stg_participants AS p
+                 ON s.conversation_id = p.conversation_id AND s.speaker = p.participant_name
+               GROUP BY 1 ORDER BY 3 DESC""",
+        )
+        show(
+            cursor,
+            "the longest monologues (dbt: analytics.fct_conversations):",
+            """SELECT left(title, 32) AS title, speaker_count, speaker_switches,
+                      round(longest_monologue_seconds, 1) AS longest_monologue_s,
+                      question_count, insight_count
+               FROM analytics.fct_conversations WHERE has_transcript
+               ORDER BY longest_monologue_seconds DESC LIMIT 3""",
         )
         show(
             cursor,
