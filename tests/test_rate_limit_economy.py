@@ -25,13 +25,13 @@ import requests
 
 from tap_conversations import progress
 from tests.harness import ALL_STREAMS, SyncOutput, run_sync, tap_config
+from tests.listing_model import PAGE, expected_list_requests
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from tests.sandbox import Sandbox
 
-PAGE = 25
 DETAIL = "/conversations/{id}"
 CORE = ["conversations", "transcripts", "insights"]
 PER_CONVERSATION = ["conversations", "transcripts", "insights", "summaries", "recordings"]
@@ -49,16 +49,8 @@ def insight_truth(sb: Sandbox, conversation_ids: Iterable[str]) -> list[str]:
 
 
 def list_requests(sb: Sandbox) -> int:
-    """Pages of the tap's inclusive-date_to walk (see tests/test_sync.py)."""
-    date_to: str | None = None
-    pages = 0
-    while True:
-        matching = sb.listed_conversations(date_to=date_to)
-        page = matching[:PAGE]
-        pages += 1
-        if len(matching) <= PAGE:
-            return pages
-        date_to = min(item["date"] for item in page)
+    """Pages of the tap's listing walk over the whole sandbox."""
+    return expected_list_requests(sb)
 
 
 def transcript_probe(sb: Sandbox) -> int:

@@ -11,13 +11,13 @@ import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint, format_timestamp
 from tests.harness import ALL_STREAMS, run_sync, tap_config
+from tests.listing_model import PAGE, expected_list_requests
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tests.sandbox import Sandbox
 
-PAGE = 25
 CONVERSATION_CHILDREN = (
     "transcripts",
     "transcript_segments",
@@ -29,23 +29,6 @@ CONVERSATION_CHILDREN = (
 
 def listed_ids(sb: Sandbox, **filters: Any) -> list[str]:
     return [item["id"] for item in sb.listed_conversations(**filters)]
-
-
-def expected_list_requests(sb: Sandbox, **filters: Any) -> int:
-    """Pages the tap's inclusive-date_to walk needs over the sandbox's listing."""
-    date_to: str | None = None
-    boundary: set[str] = set()
-    requests = 0
-    while True:
-        matching = sb.listed_conversations(date_to=date_to, **filters)
-        page = matching[:PAGE]
-        requests += 1
-        if len(matching) <= PAGE:
-            return requests
-        oldest = min(item["date"] for item in page)
-        assert {item["id"] for item in page} - boundary, "more ties than a page"
-        boundary = {item["id"] for item in page if item["date"] == oldest}
-        date_to = oldest
 
 
 def assert_unique(ids: list[Any]) -> None:
