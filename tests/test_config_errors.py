@@ -13,7 +13,7 @@ import pytest
 from tap_conversations.errors import ConfigError
 from tap_conversations.settings import Settings
 from tests.harness import tap_config
-from tests.test_reliability import CliResult, assert_no_traceback, cli_env, run_cli
+from tests.helpers import CliResult, assert_no_traceback, cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

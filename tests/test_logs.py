@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from tests.harness import catalog_selecting, tap_config
-from tests.test_reliability import cli_env, run_cli
+from tests.helpers import cli_env, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

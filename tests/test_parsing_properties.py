@@ -35,7 +35,7 @@ from tap_conversations.errors import (
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.settings import Settings
-from tests.test_reliability import Answer, CraftedApi
+from tests.helpers import Answer, CraftedApi
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -1,9 +1,4 @@
-"""Reliability: 401 fails fast, malformed answers, schema drift, a small fault soak.
-
-Shared helpers for the other reliability test modules live here too: `run_cli` runs
-the real `tap-conversations` executable, `CraftedApi` is a loopback HTTP server that
-answers exactly the bodies a test crafts (for cases the sandbox cannot produce).
-"""
+"""Reliability: 401 fails fast, malformed answers, schema drift, a small fault soak."""
 
 from __future__ import annotations
 
@@ -11,20 +6,11 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
-import shutil
-import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tap_conversations import client as client_module
 from tap_conversations.errors import (
     ApiResponseError,
     AuthenticationError,
@@ -35,299 +21,28 @@ from tap_conversations.tap import TapConversations
 from tests.harness import catalog_selecting, run_sync, tap_config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+    from pathlib import Path
     from types import ModuleType
 
     from tests.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
-_EXE = Path(sys.executable).with_name("tap-conversations")
-TAP_EXE = str(_EXE) if _EXE.exists() else (shutil.which("tap-conversations") or "tap-conversations")
-#: Environment variables that would change what the CLI does under test.
-_ENV_DROP = ("LOGLEVEL", "TAP_CONVERSATIONS_LOGLEVEL", "SINGER_SDK_LOG_CONFIG")
-
-CONVERSATION_ID = "0b7c2a4e-1111-4a2b-9c3d-000000000001"
-INSIGHT_ID = "0b7c2a4e-2222-4a2b-9c3d-000000000001"
-DATE = "2099-01-01T10:00:00.000Z"  # never below the 30-day floor
-GIVE_UP = "crafted server: request limit reached"
-UNKNOWN_TOKEN = "mt_00000000_ffffffffffffffff"  # noqa: S105  # a token no server knows
-DETAIL_STREAMS = ["conversations", "transcripts", "transcript_segments", "insights"]
-
-
-# --- the CLI -------------------------------------------------------------------------
-
-
-@dataclass
-class CliResult:
-    """What one run of the executable printed and returned."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """Complete Singer messages on stdout (a line cut by a kill is dropped)."""
-        out = []
-        for line in self.stdout.splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
-                out.append(message)
-        return out
-
-    def records(self, stream: str) -> list[dict[str, Any]]:
-        """Records of one stream."""
-        return [
-            m["record"]
-            for m in self.messages
-            if m.get("type") == "RECORD" and m["stream"] == stream
-        ]
-
-    @property
-    def error_lines(self) -> list[str]:
-        """stderr lines logged at ERROR level."""
-        return [line for line in self.stderr.splitlines() if "| ERROR" in line]
-
-    @property
-    def output(self) -> str:
-        """stdout and stderr together."""
-        return self.stdout + "\n" + self.stderr
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a CLI run: ours, minus log settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
-    env.update(extra)
-    return env
-
-
-def run_cli(  # noqa: PLR0913
-    workdir: Path,
-    config: dict[str, Any] | None,
-    *args: str,
-    catalog: dict[str, Any] | None = None,
-    state: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-) -> CliResult:
-    """Run `tap-conversations --config <file> [--catalog] [--state] *args` to its end."""
-    command = [TAP_EXE]
-    for name, value in (("config", config), ("catalog", catalog), ("state", state)):
-        if value is not None:
-            path = workdir / f"{name}.json"
-            path.write_text(json.dumps(value), encoding="utf-8")
-            command += [f"--{name}", str(path)]
-    completed = subprocess.run(  # noqa: S603  # our own executable
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or cli_env(),
-        cwd=workdir,
-        check=False,
-    )
-    return CliResult(completed.returncode, completed.stdout, completed.stderr)
-
-
-# --- a crafted API -------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    """One crafted HTTP answer."""
-
-    status: int = 200
-    body: bytes | dict[str, Any] | list[Any] | str = b"{}"
-    content_type: str = "application/json"
-
-    def raw(self) -> bytes:
-        """The body as bytes."""
-        if isinstance(self.body, bytes):
-            return self.body
-        if isinstance(self.body, str):
-            return self.body.encode()
-        return json.dumps(self.body).encode()
-
-
-CRAFTED_ACCOUNT = {
-    "id": "6f1c2d3e-0000-4000-8000-00000000ac01",
-    "name": "Crafted account",
-    "created_at": "2026-01-01T00:00:00.000Z",
-    "updated_at": "2026-01-01T00:00:00.000Z",
-    "brand_name": None,
-    "brand_logo_url": None,
-}
-
-
-@dataclass
-class CraftedApi:
-    """A loopback HTTP server answering `responder(path, query)` for every GET.
-
-    Paths are relative to the base URL (`/api/v1`). Every request is logged in
-    `requests` as (path, query). Past `limit` requests it answers 400 `GIVE_UP`, so
-    that a tap caught in a loop fails its test instead of hanging it.
-    """
-
-    responder: Callable[[str, dict[str, str]], Answer]
-    limit: int = 40
-    #: The answer to GET /me (every sync reads the account); None: ask the responder.
-    account: dict[str, Any] | None = field(default_factory=lambda: dict(CRAFTED_ACCOUNT))
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    authorizations: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v1"
-
-    def start(self) -> CraftedApi:
-        """Serve in a daemon thread."""
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per answer
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Silence."""
-
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                path = split.path.removeprefix("/api/v1")
-                query = {k: v[0] for k, v in parse_qs(split.query).items()}
-                api.requests.append((path, query))
-                api.authorizations.append(self.headers.get("Authorization", ""))
-                if len(api.requests) > api.limit:
-                    answer = Answer(400, {"error": "stop", "message": GIVE_UP})
-                elif path == "/me" and api.account is not None:
-                    answer = Answer(body=api.account)
-                else:
-                    answer = api.responder(path, query)
-                body = answer.raw()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def paths(self) -> list[str]:
-        """Requested paths, in order."""
-        return [path for path, _ in self.requests]
-
-
-@pytest.fixture(name="crafted")
-def crafted_fixture() -> Iterator[Callable[[Callable[[str, dict[str, str]], Answer]], CraftedApi]]:
-    """Start crafted APIs; all are stopped at teardown."""
-    started: list[CraftedApi] = []
-
-    def make(responder: Callable[[str, dict[str, str]], Answer]) -> CraftedApi:
-        api = CraftedApi(responder).start()
-        started.append(api)
-        return api
-
-    yield make
-    for api in started:
-        api.stop()
-
-
-def conversation_detail(**changes: Any) -> dict[str, Any]:
-    """A valid conversation detail with transcript and insights; `changes` applied.
-
-    A change to the value `...` (Ellipsis) removes the key.
-    """
-    detail: dict[str, Any] = {
-        "id": CONVERSATION_ID,
-        "title": "Renewal call",
-        "company": "Acme",
-        "date": DATE,
-        "duration": 300,
-        "medium": "call",
-        "sentiment": "positive",
-        "conversation_type": "sales",
-        "summary": "They renewed.",
-        "department": None,
-        "user": None,
-        "participants": [{"name": "Ann", "email": "ann@example.com", "role": "customer"}],
-        "transcript": {"segments": [{"speaker": "A", "text": "Hi", "start": 0.0, "end": 1.5}]},
-        "insights": [
-            {
-                "id": INSIGHT_ID,
-                "insight_type": "kpi",
-                "insight_text": "Renewed",
-                "kpi_slug": None,
-                "kpi_label": None,
-                "impact": "high",
-                "start_time_seconds": 0.0,
-                "end_time_seconds": 1.0,
-                "message_index": 0,
-            }
-        ],
-    }
-    for key, value in changes.items():
-        if value is ...:
-            detail.pop(key, None)
-        else:
-            detail[key] = value
-    return detail
-
-
-def one_conversation_api(
-    detail: dict[str, Any] | Answer, listed: dict[str, Any] | None = None
-) -> Callable[[str, dict[str, str]], Answer]:
-    """A responder listing one conversation and answering `detail` for it."""
-    item = listed or {"id": CONVERSATION_ID, "date": DATE}
-
-    def respond(path: str, query: dict[str, str]) -> Answer:  # noqa: ARG001
-        if path == "/conversations":
-            return Answer(
-                body={"conversations": [item], "pagination": {"has_more": False, "limit": 25}}
-            )
-        if path == f"/conversations/{CONVERSATION_ID}":
-            return detail if isinstance(detail, Answer) else Answer(body=detail)
-        return Answer(404, {"error": "not_found", "message": "No such thing."})
-
-    return respond
-
-
-def crafted_config(api: CraftedApi, **overrides: Any) -> dict[str, Any]:
-    """A config for a crafted API: fast pace, the clock's 30-day floor irrelevant."""
-    return {
-        "api_token": "mt_crafted_token_0000",
-        "api_url": api.base_url,
-        "max_requests_per_minute": 100_000,
-        **overrides,
-    }
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Transient retries without the waits (same count of tries)."""
-    monkeypatch.setattr(client_module, "TRANSIENT_BASE_SECONDS", 0.001)
-    monkeypatch.setattr(client_module, "TRANSIENT_MAX_WAIT_SECONDS", 0.002)
-
-
-def assert_no_traceback(result: CliResult) -> None:
-    """No Python traceback anywhere in the output."""
-    assert "Traceback" not in result.output, result.stderr[-3000:]
-
+from tests.helpers import (
+    CONVERSATION_ID,
+    DATE,
+    DETAIL_STREAMS,
+    GIVE_UP,
+    INSIGHT_ID,
+    ROOT,
+    UNKNOWN_TOKEN,
+    Answer,
+    CraftedApi,
+    assert_no_traceback,
+    conversation_detail,
+    crafted_config,
+    one_conversation_api,
+    run_cli,
+)
 
 # --- 401 -----------------------------------------------------------------------------
 

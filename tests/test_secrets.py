@@ -17,14 +17,13 @@ import pytest
 from tap_conversations.errors import TapConversationsError
 from tap_conversations.settings import Settings
 from tests.harness import ALL_STREAMS, catalog_selecting, run_sync, tap_config
-from tests.test_reliability import (
+from tests.helpers import (
     Answer,
     CliResult,
     CraftedApi,
     cli_env,
     conversation_detail,
     crafted_config,
-    crafted_fixture,  # noqa: F401  # the `crafted` fixture
     one_conversation_api,
     run_cli,
 )

@@ -20,7 +20,7 @@ from tap_conversations.errors import ApiResponseError, ConfigError
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.settings import Settings
 from tests.harness import run_sync, tap_config
-from tests.test_reliability import CRAFTED_ACCOUNT, cli_env, run_cli
+from tests.helpers import CRAFTED_ACCOUNT, cli_env, run_cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

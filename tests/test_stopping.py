@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.harness import catalog_selecting, tap_config
-from tests.test_reliability import TAP_EXE, cli_env
+from tests.helpers import TAP_EXE, cli_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
