@@ -849,7 +849,7 @@ def test_error_every(sandbox: Sandbox) -> None:
 
 def test_slow_answers_time_out_without_blocking_others(sandbox: Sandbox) -> None:
     sandbox.faults.slow_rate = 1.0
-    sandbox.faults.slow_seconds = 3.0
+    sandbox.faults.slow_seconds = 2.0
     sandbox.faults.endpoints = {"/users"}
     outcome: list[str] = []
 
@@ -865,15 +865,15 @@ def test_slow_answers_time_out_without_blocking_others(sandbox: Sandbox) -> None
     time.sleep(0.1)
     started = time.perf_counter()
     assert Api(sandbox).get("/teams").status_code == 200
-    # Answered while the slow one is still held: it did not wait its 3 s.
-    assert time.perf_counter() - started < 3.0
+    # Answered while the slow one is still held: it did not wait its 2 s.
+    assert time.perf_counter() - started < 2.0
     thread.join()
     assert outcome == ["timeout"]
     assert sandbox.counters.max_in_flight >= 2
     assert sandbox.counters.faults_injected["slow"] == 1
     started = time.perf_counter()
-    assert Api(sandbox).get("/users", timeout=3).status_code == 200  # patient clients get it
-    assert time.perf_counter() - started >= 1.0
+    assert Api(sandbox).get("/users", timeout=10).status_code == 200  # patient clients get it
+    assert time.perf_counter() - started >= 2.0
 
 
 def test_truncated_bodies(sandbox: Sandbox) -> None:
