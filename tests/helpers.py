@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Request, Response
 
 from tap_conversations import client as client_module
 
@@ -152,11 +152,13 @@ CRAFTED_ACCOUNT = {
 
 @dataclass
 class CraftedApi:
-    """A loopback HTTP server answering `responder(path, query)` for every GET.
+    """pytest-httpserver answering `responder(path, query)` for every GET.
 
     Paths are relative to the base URL (`/api/v1`). Every request is logged in
     `requests` as (path, query). Past `limit` requests it answers 400 `GIVE_UP`, so
-    that a tap caught in a loop fails its test instead of hanging it.
+    that a tap caught in a loop fails its test instead of hanging it. A responder is
+    a plain function of path and query, so that a test crafts a whole API in a few
+    lines; pytest-httpserver serves it.
     """
 
     responder: Callable[[str, dict[str, str]], Answer]
@@ -165,56 +167,40 @@ class CraftedApi:
     account: dict[str, Any] | None = field(default_factory=lambda: dict(CRAFTED_ACCOUNT))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+    _server: HTTPServer | None = None
 
     @property
     def base_url(self) -> str:
         """The API base URL."""
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v1"
+        return self._server.url_for("/api/v1")
 
     def start(self) -> CraftedApi:
-        """Serve in a daemon thread."""
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per answer
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Silence."""
-
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                path = split.path.removeprefix("/api/v1")
-                query = {k: v[0] for k, v in parse_qs(split.query).items()}
-                api.requests.append((path, query))
-                api.authorizations.append(self.headers.get("Authorization", ""))
-                if len(api.requests) > api.limit:
-                    answer = Answer(400, {"error": "stop", "message": GIVE_UP})
-                elif path == "/me" and api.account is not None:
-                    answer = Answer(body=api.account)
-                else:
-                    answer = api.responder(path, query)
-                body = answer.raw()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        """Serve on a free loopback port."""
+        self._server = HTTPServer(host="127.0.0.1", port=0)
+        self._server.expect_request(re.compile(".*"), method="GET").respond_with_handler(
+            self._answer
+        )
+        self._server.start()
         return self
+
+    def _answer(self, request: Request) -> Response:
+        path = request.path.removeprefix("/api/v1")
+        query = {key: request.args[key] for key in request.args}
+        self.requests.append((path, query))
+        self.authorizations.append(request.headers.get("Authorization", ""))
+        if len(self.requests) > self.limit:
+            answer = Answer(400, {"error": "stop", "message": GIVE_UP})
+        elif path == "/me" and self.account is not None:
+            answer = Answer(body=self.account)
+        else:
+            answer = self.responder(path, query)
+        return Response(answer.raw(), status=answer.status, content_type=answer.content_type)
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        if self._server is not None and self._server.is_running():
+            self._server.stop()
 
     def paths(self) -> list[str]:
         """Requested paths, in order."""
