@@ -41,17 +41,28 @@ SEED = 20261124
 
 @dataclass
 class Kill:
-    """When to kill a run: after `states` STATE lines, `records` RECORD lines or `lines`."""
+    """When to kill a run: after `states` STATE lines, `records` RECORD lines, `lines`
+    output lines, or `bookmarks` STATE lines that hold the conversations bookmark."""
 
     sig: signal.Signals
     states: int | None = None
     records: int | None = None
     lines: int | None = None
+    bookmarks: int | None = None
 
     def due(self, lines: list[str]) -> bool:
         """Whether the run has reached the kill point."""
         if self.lines is not None:
             return len(lines) >= self.lines
+        if self.bookmarks is not None:
+            return (
+                sum(
+                    1
+                    for line in lines
+                    if '"type":"STATE"' in line and '"replication_key_value"' in line
+                )
+                >= self.bookmarks
+            )
         kind, wanted = ("STATE", self.states) if self.states is not None else ("RECORD", 0)
         if self.records is not None:
             wanted = self.records
@@ -215,9 +226,13 @@ def test_killed_sync_resumes_without_losing_anything(
 def test_state_after_a_kill_is_valid_json_the_tap_accepts(
     paced_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    """The last STATE of a SIGKILLed run is complete and is accepted by `--state`."""
+    """The last STATE of a SIGKILLed run is complete and is accepted by `--state`.
+
+    Killed once a STATE holding the conversations bookmark is out (the children's STATE
+    lines of a chunk come before it), so what was committed is known, whatever the load.
+    """
     config = tap_config(paced_sandbox, max_requests_per_minute=PACE)
-    run = run_until(tmp_path, config, None, Kill(signal.SIGKILL, states=2))
+    run = run_until(tmp_path, config, None, Kill(signal.SIGKILL, bookmarks=1))
     _, state = run.committed()
     assert state is not None
     bookmark = state["bookmarks"]["conversations"]
