@@ -18,6 +18,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_conversations import schemas
 from tap_conversations.bookmarks import ConversationCheckpoint, recheck_due
 from tap_conversations.conversation_fetch import (
+    JUST_BELOW,
     ConversationBundle,
     ConversationFetcher,
     FetchedChunk,
@@ -284,6 +285,14 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 progress.advance(len(chunk.bundles))
                 if chunk.quota_error is not None:
                     done = index * FETCH_CHUNK_SIZE
+                    first_left = done + chunk.done_prefix
+                    if (
+                        fetched_until is not None
+                        and first_left < len(to_fetch)
+                        and to_fetch[first_left].date <= fetched_until
+                    ):
+                        # A tie across the chunk boundary: its date is not done yet.
+                        fetched_until = to_fetch[first_left].date - JUST_BELOW
                     LOGGER.warning(
                         "%s Stopped with %d of %d conversations to fetch left; the state "
                         "saved lets the next run resume there without fetching the others "

@@ -433,3 +433,28 @@ def test_a_quota_cut_inside_a_tie_leaves_that_date_uncovered() -> None:
     assert cut_before_tie.done_until == tie - dt.timedelta(hours=1)
     whole = FetchedChunk(conversations=conversations, bundles=[], done_prefix=3)
     assert whole.done_until == tie
+
+
+def test_a_quota_cut_at_a_tie_across_two_chunks_loses_neither(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """The 25th and 26th conversations to fetch share a date; the quota stops at the 26th."""
+    sb = sandbox_factory(conversations=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    for i in range(24):
+        sb.add_conversation(date=now - dt.timedelta(days=10, hours=i))
+    tie = now - dt.timedelta(days=3)
+    sb.add_conversation(date=tie)
+    sb.add_conversation(date=tie)
+    for i in range(5):
+        sb.add_conversation(date=now - dt.timedelta(hours=i + 1))
+    # One fetch at a time: the quota runs out exactly at the 26th conversation.
+    runs = Runs(tap_config(sb, max_parallel_requests=1))
+    runs.run(["conversations"])
+    sb.set_daily_quota(25)
+    sb.new_day()
+    runs.run()  # transcripts, insights, summaries now: a backfill cut inside the tie
+    sb.set_daily_quota(1000)
+    sb.new_day()
+    runs.run()
+    assert_conversation_streams_match(sb, runs.warehouse, truth_ids(sb))
