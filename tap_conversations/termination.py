@@ -8,7 +8,9 @@ out. Then the process writes the tap's state as one more STATE line, logs one li
 and ends with 128 + the signal, without waiting for worker threads: a fetch pool
 sleeping in the pacer, or a request waiting on a socket, must not hold a container's
 stop past its grace period. Nothing is lost by not waiting: the state written covers
-exactly the conversations whose records came before it.
+exactly the conversations whose records came before it. When the reader is gone (a
+stopped target closes the pipe, so the line being written fails), no state can be
+written: the process still ends the same way, with one line that says so.
 """
 
 from __future__ import annotations
@@ -47,21 +49,40 @@ class Stopper:
             return
         self.stop(signum)
 
-    def line_written(self) -> None:
-        """Called after every output line: act on a signal that waited for it."""
-        if self.pending is not None and not self.stopping:
-            self.stop(self.pending)
+    def line_written(self, *, output_ok: bool = True) -> None:
+        """Called after every output line: act on a signal that waited for it.
 
-    def stop(self, signum: int) -> None:
+        Also after a line whose write failed (`output_ok` false: the reader is gone, a
+        stopped target's broken pipe): the signal then ends the process, not the
+        write's error, whose way out would wait for the worker threads.
+        """
+        if self.pending is not None and not self.stopping:
+            self.stop(self.pending, output_ok=output_ok)
+
+    def stop(self, signum: int, *, output_ok: bool = True) -> None:
         """Write the final state, say so once, and end the process."""
         self.stopping = True
         try:
-            if self.write_final_state is not None:
-                self.write_final_state()
-            LOGGER.warning(
-                "Interrupted by signal %d; the last state written lets the next run resume.",
-                signum,
-            )
+            if output_ok:
+                try:
+                    if self.write_final_state is not None:
+                        self.write_final_state()
+                except (OSError, ValueError):
+                    output_ok = False
+            if not output_ok:
+                # The reader is gone (a broken pipe, a closed stdout), perhaps with part
+                # of a line: nothing more is written. Still one line and the same exit.
+                LOGGER.warning(
+                    "Interrupted by signal %d; the output was closed, so no final state "
+                    "was written: the next run resumes from the last state the target "
+                    "committed.",
+                    signum,
+                )
+            else:
+                LOGGER.warning(
+                    "Interrupted by signal %d; the last state written lets the next run resume.",
+                    signum,
+                )
         finally:
             # A closed pipe: nothing more can be said.
             with contextlib.suppress(OSError, ValueError):
@@ -87,14 +108,17 @@ class LineSafeWriter(MsgSpecWriter):
     def write_message(self, message: Any) -> None:  # noqa: ANN401  # the SDK's Message
         """Write one message as one whole line; a signal meanwhile waits for it."""
         STOPPER.writing = True
+        output_ok = True
         try:
             # A copy: the encoder reuses one buffer for every message.
             line = memoryview(bytes(self.format_message(message)))
             out = sys.stdout.buffer
+            output_ok = False  # from here a failure may leave part of a line out
             while line:
                 written = out.write(line)
                 line = line[written or 0 :]
             sys.stdout.flush()
+            output_ok = True
         finally:
             STOPPER.writing = False
-        STOPPER.line_written()
+            STOPPER.line_written(output_ok=output_ok)

@@ -2,8 +2,8 @@
 
 The real CLI runs against the sandbox; the signal is sent at a point counted in output
 (never after N seconds): in the middle of a 1,200-segment transcript record that the
-tap is still writing (the pipe is full, so the write is blocked half-way), or after
-the first record while 32 fetches wait for the pace.
+tap is still writing (the pipe is full, so the write is blocked half-way), after the
+first record while 32 fetches wait for the pace, or while the sandbox holds a request.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import selectors
 import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -70,6 +71,24 @@ class Run:
             if not data:
                 return
             self.out += data
+
+    def read_until_true(self, condition: Callable[[], bool]) -> None:
+        """Keep reading stdout (so the tap never blocks on it) until `condition()` holds."""
+        guard = time.monotonic() + 60  # a hang guard, not a timing assertion
+        while not condition():
+            if time.monotonic() > guard:
+                pytest.fail("the condition did not hold within 60 s")
+            if self._selector.select(timeout=0.05):
+                data = os.read(self._fd, 1 << 16)
+                if not data:
+                    pytest.fail("the tap ended before the condition held")
+                self.out += data
+
+    def close_stdout(self) -> None:
+        """Stop reading for good, as a target that died: the tap's writes now fail."""
+        self._selector.unregister(self._fd)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
     def finish(self) -> int:
         """Read to the end; the exit code (a hang guard, not a timing assertion)."""
@@ -177,3 +196,47 @@ def test_the_final_state_resumes_to_exactly_the_sandboxs_conversations(
     }
     assert committed | resumed == {c["id"] for c in sandbox.listed_conversations()}
     assert resumed != committed | resumed, "the second run resumed, it did not start over"
+
+
+def test_a_request_on_the_wire_does_not_hold_the_exit(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = tap_config(
+        sandbox, max_requests_per_minute=60, max_parallel_requests=32, request_timeout_seconds=600
+    )
+    run = Run(tmp_path, config, ["conversations"])
+    details = "/conversations/{id}"
+    # The first detail is fetched alone by the main thread; every later one by the
+    # fetch pool's worker threads, which the main thread waits for. From then on the
+    # sandbox holds each detail request for 10 minutes.
+    run.read_until_true(lambda: sandbox.counters.requests(details) >= 1)
+    sandbox.faults.endpoints = {details}
+    sandbox.faults.slow_rate, sandbox.faults.slow_seconds = 1.0, 600
+    run.read_until_true(lambda: sandbox.counters.in_flight >= 1)
+    run.process.send_signal(signal.SIGTERM)
+
+    assert run.finish() == 128 + signal.SIGTERM
+    # Gone while the sandbox still holds the requests: the exit waited for no answer
+    # (the old way out waited for each, up to request_timeout_seconds).
+    assert sandbox.counters.in_flight >= 1
+    assert run.lines[-1] == b"", "the output ends with a whole line"
+    messages = [json.loads(line) for line in run.lines[:-1]]
+    assert messages[-1]["type"] == "STATE"
+    assert run.stderr.count("Interrupted by signal 15;") == 1
+
+
+def test_a_signal_waiting_for_a_line_ends_the_run_when_the_reader_goes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A stop often ends the target too: the line the signal waits for then never
+    # completes, its write fails on the closed pipe, and the signal must still win
+    # (not the write's error: exit 1, after the fetches already started).
+    run = Run(tmp_path, tap_config(sandbox), ["conversations", "transcripts"])
+    run.read_until(inside_a_big_record)
+    run.process.send_signal(signal.SIGTERM)
+    run.close_stdout()
+
+    assert run.process.wait(timeout=60) == 128 + signal.SIGTERM  # a hang guard
+    stderr = run.stderr
+    assert stderr.count("Interrupted by signal 15;") == 1
+    assert "the output was closed, so no final state was written" in stderr
+    assert "unhandled error" not in stderr
+    assert "Traceback" not in stderr
