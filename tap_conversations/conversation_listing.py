@@ -8,7 +8,6 @@ list of `ListedConversation`, oldest first, at about one request per 25.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import math
 import threading
@@ -22,9 +21,11 @@ from tap_conversations.schemas import MEDIUMS
 from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterator
 
     from tap_conversations.client import ApiClient
+    from tap_conversations.clock import Clock
     from tap_conversations.settings import Settings
 
 #: The API's page size (its maximum).
@@ -58,11 +59,13 @@ class ConversationLister:
     Args:
         api: The API client.
         settings: The tap's settings (filters, pace, parallelism).
+        clock: The run's clock.
     """
 
-    def __init__(self, api: ApiClient, settings: Settings) -> None:
+    def __init__(self, api: ApiClient, settings: Settings, clock: Clock) -> None:
         self._api = api
         self._settings = settings
+        self._clock = clock
         self._lock = threading.Lock()
         self._split_values: dict[str, tuple[str, ...]] = {}
         #: Tie groups that could not be listed whole (warned about by the stream).
@@ -119,7 +122,7 @@ class ConversationLister:
         """How many date slices to list `start`..`oldest` in (1: one walk)."""
         settings = self._settings
         in_flight = self._api.stats.last_latency * settings.max_requests_per_minute / 60
-        first_page_span = (dt.datetime.now(dt.timezone.utc) - oldest).total_seconds()
+        first_page_span = (self._clock() - oldest).total_seconds()
         if in_flight < SLICE_MIN_IN_FLIGHT or first_page_span <= 0:
             return 1
         pages_left = (oldest - start).total_seconds() / first_page_span

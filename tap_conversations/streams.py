@@ -9,7 +9,6 @@ child reads its part of the same responses.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +40,7 @@ from tap_conversations.settings import HISTORY_DAYS
 from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
@@ -225,13 +225,13 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
         """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first."""
         tap = self.conversations_tap
-        now = dt.datetime.now(dt.timezone.utc)
+        now = tap.clock()
         checkpoint = ConversationCheckpoint.from_state(self.stream_state)
         self._claim_account(checkpoint)
         streams = self._streams_to_cover(checkpoint)
         filters = ConversationFilters.from_settings(tap.settings)
         start = self._listing_start(checkpoint, filters, streams, now)
-        lister = ConversationLister(tap.api, tap.settings)
+        lister = ConversationLister(tap.api, tap.settings, tap.clock)
         try:
             listed = lister.since(start, filters)
         except MissingScopeError as error:

@@ -18,6 +18,7 @@ from singer_sdk.singerlib import StateMessage
 
 from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
+from tap_conversations.clock import Clock, utc_now
 from tap_conversations.errors import AuthenticationError, StateError, TapConversationsError
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.run_summary import RunSummary
@@ -57,6 +58,8 @@ class TapConversations(SdkTap):
     # msgspec serialises records several times faster than the stdlib json writer; this
     # one also keeps a signal from cutting a line (see termination.py).
     message_writer_class = LineSafeWriter
+    #: The run's clock (see clock.py); a simulation replaces it before the sync.
+    clock: Clock = staticmethod(utc_now)
     _deliveries: list[dict[str, Any]] | None
 
     def check_settings(self) -> None:
@@ -162,7 +165,7 @@ class TapConversations(SdkTap):
     @cached_property
     def history_floor(self) -> dt.datetime:
         """The oldest date the API lists; warns once if start_date is older."""
-        floor = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=HISTORY_DAYS)
+        floor = self.clock() - dt.timedelta(days=HISTORY_DAYS)
         start = self.settings.start_date
         if start is not None and start < floor:
             LOGGER.warning(

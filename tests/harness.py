@@ -13,6 +13,7 @@ from tap_conversations.tap import TapConversations
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from tap_conversations.clock import Clock
     from tests.sandbox import Sandbox
 
 ALL_STREAMS = (
@@ -88,10 +89,16 @@ def run_sync(
     *,
     state: dict[str, Any] | None = None,
     streams: Iterable[str] | None = None,
+    clock: Clock | None = None,
 ) -> SyncOutput:
-    """Sync in-process (as `tap-conversations --config --state --catalog` would)."""
+    """Sync in-process (as `tap-conversations --config --state --catalog` would).
+
+    `clock` replaces the tap's notion of now (a simulated one shared with the sandbox).
+    """
     catalog = catalog_selecting(config, streams) if streams is not None else None
     tap = TapConversations(config=config, state=state, catalog=catalog)
+    if clock is not None:
+        tap.clock = clock
     raw = io.BytesIO()
     stdout = io.TextIOWrapper(raw, encoding="utf-8")
     with contextlib.redirect_stdout(stdout):
