@@ -7,10 +7,16 @@ insights later. So besides the high-water mark the state keeps:
 * `seen`: short prefixes of the ids already emitted, bucketed by hour of their
   `date`, for the late-data window only, so that re-listing the window costs list
   requests, not detail ones;
-* `pending`: ids emitted before processing finished, with their date and when they
-  were last fetched. They are fetched again on a schedule that thins out as they age
+* `pending`: ids listed but not complete yet, with their date, when they were last
+  fetched and why they are not complete (still processing, detail or summary not
+  available yet). They are fetched again on a schedule that thins out as they age
   (see `recheck_due`), or at once when a `conversation.completed` webhook delivery
-  names them, until they are complete or leave the API's 30 days of history;
+  names them, until they are complete, or were fetched once `PROCESSING_ALLOWANCE`
+  after their date, or leave the API's 30 days of history (each given up by name);
+* `rechecks`: how many re-checks today's UTC day has spent (they get a share of the
+  daily quota, see `planner.py`);
+* `unproven_ties`: dates where more conversations share one instant than the API's
+  filters can list provably whole; each later run lists them again;
 * `account_id`: the account the state belongs to;
 * `coverage`: which conversations, streams and filters the state stands for (see
   `coverage.py`), so that a widened filter or a newly selected stream is backfilled.
@@ -39,6 +45,24 @@ SEEN_PREFIX_CHARS = 12
 #: last fetch (so about 12 re-checks in its first day), and at least once a day.
 RECHECK_AGE_SHARE = 0.5
 MAX_RECHECK_INTERVAL = dt.timedelta(days=1)
+#: A conversation still incomplete when fetched this long after its date is taken as it
+#: is: about 1 in 10 conversations never get a summary (short calls, chats), and
+#: re-checking each for the API's whole 30 days took 30-40 quota units apiece. Three
+#: days bound a conversation's re-checks to about 16 while leaving slow processing
+#: (hours, a weekend) time to finish.
+PROCESSING_ALLOWANCE = dt.timedelta(days=3)
+
+#: Why a pending conversation is not complete, as a warning words it ("N conversations …").
+PROCESSING = "processing"
+DETAIL_UNAVAILABLE = "detail_unavailable"
+SUMMARY_UNAVAILABLE = "summary_unavailable"
+RECORDING_UNAVAILABLE = "recording_unavailable"
+PENDING_REASONS = {
+    PROCESSING: "had no summary yet",
+    DETAIL_UNAVAILABLE: "were listed, but their detail answered 404 or for another conversation",
+    SUMMARY_UNAVAILABLE: "had a summary, but /summary answered 404",
+    RECORDING_UNAVAILABLE: "had /recording answering 404",
+}
 
 
 def recheck_due(date: dt.datetime, checked: dt.datetime, now: dt.datetime) -> bool:
@@ -67,11 +91,21 @@ def _prefix(conversation_id: str) -> str:
 
 @dataclass
 class Pending:
-    """A conversation emitted before its processing finished."""
+    """A listed conversation whose records are not complete yet."""
 
     date: dt.datetime
     #: When it was last fetched.
     checked: dt.datetime
+    #: One of PENDING_REASONS.
+    reason: str = PROCESSING
+
+    def to_state(self) -> dict[str, str]:
+        """The entry as JSON."""
+        return {
+            "date": format_timestamp(self.date),
+            "checked": format_timestamp(self.checked),
+            "reason": self.reason,
+        }
 
 
 def _pending_from_state(value: object) -> Pending:
@@ -82,7 +116,68 @@ def _pending_from_state(value: object) -> Pending:
     if not isinstance(value, dict):
         msg = f"a pending entry is {type(value).__name__}, not an object"
         raise TypeError(msg)
-    return Pending(date=parse_timestamp(value["date"]), checked=parse_timestamp(value["checked"]))
+    reason = value.get("reason", PROCESSING)
+    if reason not in PENDING_REASONS:
+        msg = f"a pending entry's reason is {reason!r:.40}"
+        raise ValueError(msg)
+    return Pending(
+        date=parse_timestamp(value["date"]),
+        checked=parse_timestamp(value["checked"]),
+        reason=reason,
+    )
+
+
+@dataclass
+class RecheckSpend:
+    """Re-checks spent on one UTC day (the quota's day)."""
+
+    day: str = ""
+    spent: int = 0
+
+    def spent_on(self, now: dt.datetime) -> int:
+        """Re-checks spent on `now`'s UTC day."""
+        return self.spent if self.day == _utc_day(now) else 0
+
+    def add(self, now: dt.datetime) -> None:
+        """Count one re-check on `now`'s UTC day."""
+        today = _utc_day(now)
+        if self.day != today:
+            self.day, self.spent = today, 0
+        self.spent += 1
+
+    @classmethod
+    def from_state(cls, value: object) -> RecheckSpend:
+        """Read what `to_state` wrote (None: nothing spent)."""
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            msg = f"rechecks is {type(value).__name__}, not an object"
+            raise TypeError(msg)
+        day, spent = value["day"], value["spent"]
+        if day:
+            dt.date.fromisoformat(day)
+        if not isinstance(spent, int) or spent < 0:
+            msg = "rechecks.spent is not a count"
+            raise TypeError(msg)
+        return cls(day, spent)
+
+    def to_state(self) -> dict[str, object]:
+        """As JSON."""
+        return {"day": self.day, "spent": self.spent}
+
+
+def _utc_day(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).date().isoformat()
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    """A pending conversation no longer followed, and why."""
+
+    conversation_id: str
+    reason: str
+    #: True: it left the API's 30 days; False: it outlived PROCESSING_ALLOWANCE.
+    aged_out: bool
 
 
 @dataclass
@@ -96,6 +191,11 @@ class ConversationCheckpoint:
     coverage: Coverage = field(default_factory=Coverage)
     #: Scopes of selected streams the token lacked in the last run.
     missing_scopes: frozenset[str] = frozenset()
+    rechecks: RecheckSpend = field(default_factory=RecheckSpend)
+    #: False for a state written before coverage was recorded (no `coverage` key).
+    coverage_recorded: bool = True
+    #: Dates (as the API wrote them) whose tie groups could not be listed provably whole.
+    unproven_ties: set[str] = field(default_factory=set)
 
     @classmethod
     def from_state(cls, stream_state: dict[str, Any]) -> ConversationCheckpoint:
@@ -124,9 +224,15 @@ class ConversationCheckpoint:
                 pending=pending,
                 account_id=account_id,
                 coverage=Coverage.from_state(stream_state.get("coverage")),
+                coverage_recorded="coverage" in stream_state or value is None,
                 missing_scopes=frozenset(
                     str(scope) for scope in stream_state.get("missing_scopes") or ()
                 ),
+                rechecks=RecheckSpend.from_state(stream_state.get("rechecks")),
+                unproven_ties={
+                    format_timestamp(parse_timestamp(date))
+                    for date in stream_state.get("unproven_ties") or ()
+                },
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             msg = (
@@ -151,42 +257,35 @@ class ConversationCheckpoint:
                     bucket: " ".join(sorted(prefixes))
                     for bucket, prefixes in sorted(self.seen.items())
                 },
-                "pending": {
-                    cid: {
-                        "date": format_timestamp(entry.date),
-                        "checked": format_timestamp(entry.checked),
-                    }
-                    for cid, entry in sorted(self.pending.items())
-                },
+                "pending": {cid: entry.to_state() for cid, entry in sorted(self.pending.items())},
                 "coverage": self.coverage.to_state(),
                 "missing_scopes": sorted(self.missing_scopes),
+                "rechecks": self.rechecks.to_state(),
+                "unproven_ties": sorted(self.unproven_ties),
             }
         )
 
-    def needs_fetch(
+    def is_new_to(
         self,
         conversation: ListedConversation,
         *,
         streams: frozenset[str],
         relist_from: dt.datetime,
-        completed: frozenset[str],
-        now: dt.datetime,
     ) -> bool:
-        """Whether a listed conversation must be fetched in this run.
+        """Whether a listed conversation was never emitted for this run's wishes.
+
+        Pending conversations are not new: the planner re-checks them on their budget.
 
         Args:
             conversation: The listed conversation.
             streams: The conversation streams this run emits.
             relist_from: Where the late-data window begins.
-            completed: Ids that webhook deliveries report as completed.
-            now: The run's clock.
         """
+        if conversation.id in self.pending:
+            return False
         done = self.high_water is not None and conversation.date <= self.high_water
         if done and not self.coverage.covers(conversation, streams):
             return True  # a widened filter or a newly selected stream
-        pending = self.pending.get(conversation.id)
-        if pending is not None:
-            return conversation.id in completed or recheck_due(pending.date, pending.checked, now)
         if not done:
             return not self.was_seen(conversation.id, conversation.date)
         return conversation.date >= relist_from and not self.was_seen(
@@ -198,14 +297,19 @@ class ConversationCheckpoint:
         return _prefix(conversation_id) in self.seen.get(_hour_bucket(date), ())
 
     def mark_emitted(
-        self, conversation_id: str, date: dt.datetime, *, complete: bool, now: dt.datetime
+        self,
+        conversation_id: str,
+        date: dt.datetime,
+        *,
+        pending_reason: str | None,
+        now: dt.datetime,
     ) -> None:
-        """Remember a conversation whose records (and its children's) were emitted."""
+        """Remember a fetched conversation: complete (None), or pending for a reason."""
         self.seen.setdefault(_hour_bucket(date), set()).add(_prefix(conversation_id))
-        if complete:
+        if pending_reason is None:
             self.pending.pop(conversation_id, None)
         else:
-            self.pending[conversation_id] = Pending(date=date, checked=now)
+            self.pending[conversation_id] = Pending(date=date, checked=now, reason=pending_reason)
 
     def advance(self, date: dt.datetime, now: dt.datetime) -> None:
         """Move the high-water mark: every conversation listed up to `date` is done.
@@ -227,20 +331,42 @@ class ConversationCheckpoint:
             return None
         return min(self.high_water, now) - window
 
+    def distrust_future(self, now: dt.datetime) -> dt.datetime | None:
+        """Drop a bookmark later than now, with the coverage it claims; return it.
+
+        This version never moves the bookmark past its own clock (`advance`), so a
+        later one comes from an older version that trusted a conversation dated ahead,
+        or from a clock that was wrong. Such a state cannot say when it was written, so
+        it proves nothing about the conversations dated since: the run lists the whole
+        history again, and fetches what `seen` and `pending` do not account for.
+        """
+        if self.high_water is None or self.high_water <= now:
+            return None
+        future, self.high_water = self.high_water, None
+        self.coverage.spans = []
+        return future
+
     def prune(
         self, window: dt.timedelta, history_floor: dt.datetime, now: dt.datetime
-    ) -> list[str]:
-        """Forget what the next runs no longer need; return the pending ids given up.
+    ) -> list[GivenUp]:
+        """Forget what the next runs no longer need; return the pending entries given up.
 
-        `seen` keeps the late-data window; `pending` keeps every conversation still
-        processing until it leaves the API's history (`history_floor`), then gives up.
+        `seen` keeps the late-data window; `pending` keeps a conversation until a fetch
+        `PROCESSING_ALLOWANCE` after its date still finds it incomplete, or until it
+        leaves the API's history (`history_floor`).
         """
         relist = self.relist_from(window, now)
         if relist is not None:
             floor_bucket = _hour_bucket(relist)
             self.seen = {b: ids for b, ids in self.seen.items() if b >= floor_bucket}
-        given_up = sorted(cid for cid, entry in self.pending.items() if entry.date < history_floor)
-        for cid in given_up:
-            del self.pending[cid]
+        given_up = [
+            GivenUp(cid, entry.reason, aged_out=entry.date < history_floor)
+            for cid, entry in sorted(self.pending.items())
+            if entry.date < history_floor or entry.checked - entry.date >= PROCESSING_ALLOWANCE
+        ]
+        for entry in given_up:
+            del self.pending[entry.conversation_id]
         self.coverage.prune(history_floor)
+        floor = format_timestamp(history_floor)
+        self.unproven_ties = {d for d in self.unproven_ties if d >= floor}
         return given_up

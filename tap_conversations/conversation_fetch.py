@@ -12,10 +12,17 @@ current one is emitted, and handed back in the order asked for.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tap_conversations.bookmarks import (
+    DETAIL_UNAVAILABLE,
+    PROCESSING,
+    RECORDING_UNAVAILABLE,
+    SUMMARY_UNAVAILABLE,
+)
 from tap_conversations.errors import (
     MissingScopeError,
     NotFoundError,
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
     from tap_conversations.conversation_filters import ListedConversation
     from tap_conversations.scopes import ScopeTracker
 
+
+LOGGER = logging.getLogger("tap_conversations")
 
 #: The API's dates have millisecond precision; a microsecond below one is before it.
 JUST_BELOW = dt.timedelta(microseconds=1)
@@ -58,17 +67,25 @@ class ConversationBundle:
     recording: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     detail_fetched: bool = True
+    #: Set when a part the selected streams need was not available (a 404, or an
+    #: answer for another conversation): the conversation stays pending.
+    unavailable: str | None = None
 
     @property
-    def complete(self) -> bool:
-        """Processing finished: the AI summary exists (it is written last).
+    def pending_reason(self) -> str | None:
+        """Why the conversation is not complete yet (see bookmarks.PENDING_REASONS); None.
 
-        Without a detail request (recordings only), or for a conversation deleted
-        since it was listed (404), there is nothing to wait for.
+        A listed conversation whose detail answers 404 is not deleted on first sight:
+        lists and details are not always consistent for a moment. Processing is taken
+        as finished once the AI summary exists (it is written last); a conversation
+        that never gets one is bounded by bookmarks.PROCESSING_ALLOWANCE. Without a
+        detail request (recordings only) there is nothing to wait for.
         """
+        if self.unavailable is not None:
+            return self.unavailable
         if not self.detail_fetched or self.detail is None:
-            return True
-        return self.detail.get("summary") is not None
+            return None
+        return None if self.detail.get("summary") is not None else PROCESSING
 
 
 @dataclass
@@ -81,21 +98,6 @@ class FetchedChunk:
     quota_error: QuotaExceededError | None = None
     #: How many of the asked conversations, from the start, were fetched completely.
     done_prefix: int = 0
-
-    @property
-    def done_until(self) -> dt.datetime | None:
-        """The date up to which every conversation asked for is fetched, if any.
-
-        When the first conversation not fetched shares the date of the last one fetched
-        (a tie), that date is not done: the answer is just below it.
-        """
-        if not self.done_prefix:
-            return None
-        last = self.conversations[self.done_prefix - 1].date
-        rest = self.conversations[self.done_prefix :]
-        if rest and rest[0].date == last:
-            return last - JUST_BELOW
-        return last
 
 
 @dataclass
@@ -235,8 +237,7 @@ class ConversationFetcher:
             # The parent's record is not emitted (not selected); it needs only its key.
             listed = {"id": conversation_id, "date": format_timestamp(date)}
             bundle = ConversationBundle(conversation_id, date, listed, detail_fetched=False)
-            if not self._scopes.is_missing("recordings"):
-                bundle.recording = self._optional(base + "/recording", "recordings")
+            self._fetch_recording(bundle)
             return bundle
         params = {}
         if self._plan.transcript and not self._scopes.is_missing("transcripts"):
@@ -246,13 +247,32 @@ class ConversationFetcher:
         try:
             detail = self._api.get(base, params)
         except NotFoundError:
-            return ConversationBundle(conversation_id, date, None)  # deleted since listed
+            return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
+        if detail.get("id") != conversation_id:
+            LOGGER.warning(
+                "conversations: GET /conversations/%s answered another conversation; it "
+                "stays pending and is fetched again on a later run.",
+                conversation_id,
+            )
+            return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
         bundle = ConversationBundle(conversation_id, date, detail)
-        if self._plan.recording and not self._scopes.is_missing("recordings"):
-            bundle.recording = self._optional(base + "/recording", "recordings")
+        if self._plan.recording:
+            self._fetch_recording(bundle)
         if self._plan.summary and detail.get("summary") is not None:
             bundle.summary = self._optional(base + "/summary", "conversations")
+            if bundle.summary is None:
+                bundle.unavailable = SUMMARY_UNAVAILABLE
         return bundle
+
+    def _fetch_recording(self, bundle: ConversationBundle) -> None:
+        if self._scopes.is_missing("recordings"):
+            return
+        path = f"/conversations/{bundle.conversation_id}/recording"
+        bundle.recording = self._optional(path, "recordings")
+        if bundle.recording is None and not self._scopes.is_missing("recordings"):
+            # The endpoint answers `has_recording: false` when there is none: a 404
+            # means not available (yet), not "no recording".
+            bundle.unavailable = bundle.unavailable or RECORDING_UNAVAILABLE
 
     def _optional(self, path: str, scope: str) -> dict[str, Any] | None:
         try:

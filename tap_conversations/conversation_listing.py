@@ -22,7 +22,7 @@ from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_t
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from tap_conversations.client import ApiClient
     from tap_conversations.clock import Clock
@@ -71,11 +71,17 @@ class ConversationLister:
         #: Tie groups that could not be listed whole (warned about by the stream).
         self.unlisted_ties: list[UnlistedTies] = []
 
-    def since(self, start: dt.datetime, filters: ConversationFilters) -> list[ListedConversation]:
+    def since(
+        self,
+        start: dt.datetime,
+        filters: ConversationFilters,
+        tie_dates: Iterable[str] = (),
+    ) -> list[ListedConversation]:
         """Every conversation the filters admit, listed since `start`, oldest first.
 
         The API takes one value per filter, so every combination of the configured
-        filters is listed, and the union kept.
+        filters is listed, and the union kept. `tie_dates` are dates an earlier run
+        could not list provably whole: each is listed again, whatever `start` is.
         """
         found: dict[str, ListedConversation] = {}
         for query in filters.queries():
@@ -84,6 +90,10 @@ class ConversationLister:
             # `date >= start` is kept client-side: correctness must not depend on the
             # server honouring date_from.
             found.update((item.id, item) for item in listed if item.date >= start)
+            for date in sorted(tie_dates):
+                if parse_timestamp(date) < start:
+                    ties = (ListedConversation.from_item(i) for i in self._tie_group(params, date))
+                    found.update((item.id, item) for item in ties)
         return sorted(found.values())
 
     def _listing(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
@@ -192,10 +202,16 @@ class ConversationLister:
             page_params["cursor"] = next_cursor
 
     def _tie_group(self, params: dict[str, str], date: str) -> Iterator[dict[str, Any]]:
-        """Every conversation of `date` the query admits, split by filters until each fits.
+        """Every conversation of `date` some filter reaches, split until each part fits.
 
-        A group still larger than a page when every filter is fixed cannot be listed
-        whole by this API; it is recorded in `unlisted_ties` for the run's warning.
+        `medium` partitions a group: every conversation has one of its five values, so
+        parts that each fit a page list the group provably whole. Departments and users
+        do not: `department` and `user` are nullable, and `/departments` and `/users`
+        list enabled departments and active users only. So a group that needs them is
+        split by both (a conversation without a department may have a user), which
+        reaches every conversation some filter reaches; but the rest cannot be proven
+        listed, and the group is recorded in `unlisted_ties` for the run's warning and
+        the state, so that later runs list it again.
         """
         query = {k: v for k, v in params.items() if k not in {"cursor", "date_from", "date_to"}}
         query.update(date_from=date, date_to=date)
@@ -207,18 +223,31 @@ class ConversationLister:
             # The server ignores a filter: splitting by it cannot help, and would only
             # repeat the same page once per value.
             raise _FilterIgnoredError(query)
-        for param, source in TIE_SPLITS:
-            values = None if param in query else self._values_of(param, source)
-            if not values:
-                continue
-            try:
-                for value in values:
-                    yield from self._tie_group({**query, param: value}, date)
-            except _FilterIgnoredError:
-                break
-            return
+        splits = [
+            (param, values)
+            for param, source in TIE_SPLITS
+            if param not in query and (values := self._values_of(param, source))
+        ]
+        if splits and splits[0][0] == "medium":
+            honoured = yield from self._split(query, *splits[0], date)
+            if honoured:
+                return
+            splits = splits[1:]
+        for param, values in splits:
+            yield from self._split(query, param, values, date)
         with self._lock:
             self.unlisted_ties.append(UnlistedTies(date, query, len(items)))
+
+    def _split(
+        self, query: dict[str, str], param: str, values: tuple[str, ...], date: str
+    ) -> Generator[dict[str, Any], None, bool]:
+        """The tie group listed once per value of `param`; False if the server ignores it."""
+        try:
+            for value in values:
+                yield from self._tie_group({**query, param: value}, date)
+        except _FilterIgnoredError:
+            return False
+        return True
 
     def _values_of(
         self, param: str, source: tuple[str, ...] | tuple[str, str]

@@ -21,9 +21,9 @@ from singer_sdk import typing as th
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from tap_conversations.bookmarks import parse_timestamp
 from tap_conversations.errors import ConfigError
 from tap_conversations.schemas import MEDIUMS
+from tap_conversations.timestamps import parse_timestamp
 
 #: The API lists at most this far back.
 HISTORY_DAYS = 30
@@ -98,6 +98,17 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "daily_conversation_quota",
+        th.IntegerType(minimum=1, maximum=10_000_000),
+        default=1000,
+        title="Daily conversation quota",
+        description=(
+            "The token's daily quota of conversations (1000 unless the vendor raised it). "
+            "Re-checks of conversations still processing spend at most a tenth of it a day, "
+            "after every new conversation; a run the quota stops resumes the next day."
+        ),
+    ),
+    th.Property(
         "department_ids",
         th.ArrayType(th.UUIDType),
         title="Department ids",
@@ -146,6 +157,7 @@ class Settings:
     max_requests_per_minute: int
     max_parallel_requests: int
     late_data_window: dt.timedelta
+    daily_conversation_quota: int
     department_ids: tuple[str, ...]
     mediums: tuple[str, ...]
     user_ids: tuple[str, ...]
@@ -161,6 +173,7 @@ class Settings:
             max_requests_per_minute=_check_int(config, "max_requests_per_minute"),
             max_parallel_requests=_check_int(config, "max_parallel_requests"),
             late_data_window=dt.timedelta(hours=_check_int(config, "late_data_window_hours")),
+            daily_conversation_quota=_check_int(config, "daily_conversation_quota"),
             department_ids=_check_uuids(config, "department_ids"),
             mediums=_check_mediums(config.get("mediums")),
             user_ids=_check_uuids(config, "user_ids"),

@@ -9,22 +9,27 @@ child reads its part of the same responses.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_conversations import schemas
-from tap_conversations.bookmarks import ConversationCheckpoint, recheck_due
+from tap_conversations.bookmarks import (
+    PENDING_REASONS,
+    PROCESSING,
+    PROCESSING_ALLOWANCE,
+    ConversationCheckpoint,
+)
 from tap_conversations.conversation_fetch import (
-    JUST_BELOW,
     ConversationBundle,
     ConversationFetcher,
     FetchedChunk,
     FetchPlan,
 )
-from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
-from tap_conversations.conversation_listing import ConversationLister
+from tap_conversations.conversation_filters import ConversationFilters
+from tap_conversations.conversation_listing import PAGE_SIZE, ConversationLister
 from tap_conversations.coverage import CoveredSpan
 from tap_conversations.errors import (
     ApiResponseError,
@@ -32,16 +37,17 @@ from tap_conversations.errors import (
     RecordShapeError,
     StateError,
 )
+from tap_conversations.planner import FetchList, RunPlanner
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.scopes import probe_missing
 from tap_conversations.sdk_internals import ChunkedParentStream, SdkStream
 from tap_conversations.settings import HISTORY_DAYS
-from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
+from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -225,87 +231,100 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
         """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first."""
         tap = self.conversations_tap
-        now = tap.clock()
         checkpoint = ConversationCheckpoint.from_state(self.stream_state)
         self._claim_account(checkpoint)
-        streams = self._streams_to_cover(checkpoint)
-        filters = ConversationFilters.from_settings(tap.settings)
-        start = self._listing_start(checkpoint, filters, streams, now)
+        planner = RunPlanner(
+            checkpoint,
+            tap.settings,
+            history_floor=tap.history_floor,
+            streams=self._streams_to_cover(checkpoint),
+            filters=ConversationFilters.from_settings(tap.settings),
+            now=tap.clock(),
+        )
+        start = planner.listing_start()
         lister = ConversationLister(tap.api, tap.settings, tap.clock)
         try:
-            listed = lister.since(start, filters)
+            listed = lister.since(start, planner.filters, tie_dates=checkpoint.unproven_ties)
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
-        to_fetch = self._choose(checkpoint, listed, streams, now)
-        fetched_until: dt.datetime | None = None
-        stopped = False
-        if to_fetch:
-            fetched_until, stopped = yield from self._fetch_and_emit(to_fetch, checkpoint, now)
+        checkpoint.unproven_ties = {ties.date for ties in lister.unlisted_ties}
+        plan = planner.choose(listed, self._completed_per_webhooks(planner))
+        if plan.conversations:
+            yield from self._fetch_and_emit(plan, planner, start)
         else:
             LOGGER.info(
                 "conversations: nothing to fetch (%d listed since %s).",
                 len(listed),
                 format_timestamp(start),
             )
-        covered_until = fetched_until if stopped else checkpoint.high_water
-        if covered_until is not None:
-            synced = frozenset(s for s in streams if not tap.scopes.is_missing(self._scope_of(s)))
-            checkpoint.coverage.add(CoveredSpan(start, covered_until, filters, synced))
+            self._cover(planner, start, checkpoint.high_water)
         checkpoint.missing_scopes = frozenset(
             scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
-        self._save(checkpoint, now)
+        self._save(planner)
         self._warn_unlisted_ties(lister)
 
     def _fetch_and_emit(
-        self,
-        to_fetch: list[ListedConversation],
-        checkpoint: ConversationCheckpoint,
-        now: dt.datetime,
-    ) -> Generator[dict[str, Any], None, tuple[dt.datetime | None, bool]]:
-        """Fetch, emit and checkpoint chunk by chunk; (fetched until, stopped by quota)."""
+        self, plan: FetchList, planner: RunPlanner, start: dt.datetime
+    ) -> Iterator[dict[str, Any]]:
+        """Fetch, emit and checkpoint chunk by chunk, until done or the quota stops it.
+
+        Every STATE message covers exactly what came before it: the coverage grows with
+        each chunk, so a run stopped after any chunk leaves a state that proves no more
+        than it emitted.
+        """
         tap = self.conversations_tap
+        checkpoint, now = planner.checkpoint, planner.now
+        to_fetch = plan.conversations
         fetcher = ConversationFetcher(
             tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
         )
         progress = ProgressReporter(tap.api, total=len(to_fetch))
-        fetched_until: dt.datetime | None = None
+        done = 0
         try:
             for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
                 yield from self._emit_chunk(chunk, index)
                 for bundle in chunk.bundles:
                     checkpoint.mark_emitted(
-                        bundle.conversation_id, bundle.date, complete=bundle.complete, now=now
+                        bundle.conversation_id,
+                        bundle.date,
+                        pending_reason=bundle.pending_reason,
+                        now=now,
                     )
-                if chunk.done_until is not None:
-                    checkpoint.advance(chunk.done_until, now)
-                    fetched_until = chunk.done_until
-                self._save(checkpoint, now)
+                    if bundle.conversation_id in plan.guesses:
+                        checkpoint.rechecks.add(now)
+                done = index * FETCH_CHUNK_SIZE + chunk.done_prefix
+                fetched_until = plan.fetched_until(done)
+                if fetched_until is not None:
+                    checkpoint.advance(fetched_until, now)
+                    self._cover(planner, start, min(fetched_until, now))
+                self._save(planner)
                 progress.advance(len(chunk.bundles))
                 if chunk.quota_error is not None:
-                    done = index * FETCH_CHUNK_SIZE
-                    first_left = done + chunk.done_prefix
-                    if (
-                        fetched_until is not None
-                        and first_left < len(to_fetch)
-                        and to_fetch[first_left].date <= fetched_until
-                    ):
-                        # A tie across the chunk boundary: its date is not done yet.
-                        fetched_until = to_fetch[first_left].date - JUST_BELOW
                     LOGGER.warning(
                         "%s Stopped with %d of %d conversations to fetch left; the state "
                         "saved lets the next run resume there without fetching the others "
                         "again. Other streams continue; the run exits 0.",
                         chunk.quota_error,
-                        len(to_fetch) - done - chunk.done_prefix,
+                        len(to_fetch) - done,
                         len(to_fetch),
                     )
-                    return fetched_until, True
+                    return
+            self._cover(planner, start, checkpoint.high_water)
         finally:
             fetcher.close()
             progress.finish()
-        return fetched_until, False
+
+    def _cover(self, planner: RunPlanner, start: dt.datetime, until: dt.datetime | None) -> None:
+        """Record that this run's wishes are proven from `start` to `until`."""
+        if until is None:
+            return
+        tap = self.conversations_tap
+        synced = frozenset(
+            s for s in planner.streams if not tap.scopes.is_missing(self._scope_of(s))
+        )
+        planner.checkpoint.coverage.add(CoveredSpan(start, until, planner.filters, synced))
 
     def _emit_chunk(self, chunk: FetchedChunk, index: int) -> Iterator[dict[str, Any]]:
         """Yield the chunk's conversations, then sync the children on the same chunk."""
@@ -366,97 +385,13 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             if not tap.scopes.is_missing(self._scope_of(name))
         )
 
-    def _listing_start(
-        self,
-        checkpoint: ConversationCheckpoint,
-        filters: ConversationFilters,
-        streams: frozenset[str],
-        now: dt.datetime,
-    ) -> dt.datetime:
-        """Where this run lists from: the late-data window, or the first uncovered date."""
-        tap = self.conversations_tap
-        settings = tap.settings
-        history_floor = tap.history_floor
-        configured = max(settings.start_date or history_floor, history_floor)
-        relist_from = checkpoint.relist_from(settings.late_data_window, now)
-        if relist_from is None or checkpoint.high_water is None:
-            return configured
-        if not checkpoint.coverage.spans:
-            # A state written before coverage was recorded: it stands for this run's wishes.
-            checkpoint.coverage.add(
-                CoveredSpan(configured, checkpoint.high_water, filters, streams)
-            )
-        gap = checkpoint.coverage.first_gap(configured, checkpoint.high_water, filters, streams)
-        start = max(configured, relist_from)
-        if gap is not None and gap[0] < start:
-            LOGGER.warning(
-                "conversations: the state does not cover this run's selection (%s); "
-                "listing again from %s to fetch what it lacks.",
-                gap[1],
-                format_timestamp(gap[0]),
-            )
-            return gap[0]
-        return start
-
-    def _choose(
-        self,
-        checkpoint: ConversationCheckpoint,
-        listed: list[ListedConversation],
-        streams: frozenset[str],
-        now: dt.datetime,
-    ) -> list[ListedConversation]:
-        """The conversations this run fetches: new, uncovered, or pending and due."""
-        settings = self.conversations_tap.settings
-        relist_from = checkpoint.relist_from(settings.late_data_window, now) or now
-        completed = self._completed_per_webhooks(checkpoint, now)
-        chosen = {
-            item.id: item
-            for item in listed
-            if checkpoint.needs_fetch(
-                item, streams=streams, relist_from=relist_from, completed=completed, now=now
-            )
-        }
-        listed_ids = {item.id for item in listed}
-        for cid, entry in checkpoint.pending.items():
-            # Pending conversations older than this listing are fetched by id.
-            if cid not in listed_ids and (
-                cid in completed or recheck_due(entry.date, entry.checked, now)
-            ):
-                chosen[cid] = ListedConversation(date=entry.date, id=cid)
-        new = sum(
-            1
-            for item in chosen.values()
-            if checkpoint.high_water is None or item.date > checkpoint.high_water
-        )
-        rechecks = sum(1 for cid in chosen if cid in checkpoint.pending)
-        backfill = len(chosen) - new - rechecks
-        if backfill > 0:
-            LOGGER.warning(
-                "conversations: fetching %d conversations the state does not cover yet "
-                "(%d requests and %d units of the token's daily conversation quota), "
-                "besides %d new and %d still processing.",
-                backfill,
-                backfill,
-                backfill,
-                new,
-                rechecks,
-            )
-        return sorted(chosen.values())
-
-    def _completed_per_webhooks(
-        self, checkpoint: ConversationCheckpoint, now: dt.datetime
-    ) -> frozenset[str]:
+    def _completed_per_webhooks(self, planner: RunPlanner) -> frozenset[str]:
         """Pending ids that a `conversation.completed` delivery reports done since checked.
 
         Read only when some pending conversation is not due by the schedule anyway: one
         request, none when webhook_deliveries is selected too (the answer is shared).
         """
-        waiting = {
-            cid: entry
-            for cid, entry in checkpoint.pending.items()
-            if not recheck_due(entry.date, entry.checked, now)
-        }
-        if not waiting:
+        if not planner.waiting():
             return frozenset()
         try:
             deliveries = self.conversations_tap.webhook_deliveries()
@@ -467,47 +402,55 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 error,
             )
             return frozenset()
-        completed = set()
-        for delivery in deliveries:
-            entry = waiting.get(str(delivery.get("resource_id")))
-            created = delivery.get("created_at")
-            if (
-                entry is not None
-                and delivery.get("event_type") == "conversation.completed"
-                and is_timestamp(created)
-                and parse_timestamp(str(created)) >= entry.checked
-            ):
-                completed.add(str(delivery["resource_id"]))
-        return frozenset(completed)
+        return planner.completed_per(deliveries)
 
-    def _save(self, checkpoint: ConversationCheckpoint, now: dt.datetime) -> None:
+    def _save(self, planner: RunPlanner) -> None:
+        """Prune, warn about what is given up, write the state and one STATE message."""
         tap = self.conversations_tap
-        given_up = checkpoint.prune(tap.settings.late_data_window, tap.history_floor, now)
-        if given_up:
+        checkpoint = planner.checkpoint
+        given_up = checkpoint.prune(tap.settings.late_data_window, tap.history_floor, planner.now)
+        for (reason, aged_out), entries in itertools.groupby(
+            sorted(given_up, key=lambda g: (g.reason, g.aged_out)),
+            key=lambda g: (g.reason, g.aged_out),
+        ):
+            ids = [entry.conversation_id for entry in entries]
             LOGGER.warning(
-                "conversations: %d conversations never finished processing within the API's "
-                "%d days of history; their summaries, transcripts and insights will not "
-                "arrive: %s. Ask the vendor's support about them.",
-                len(given_up),
-                HISTORY_DAYS,
-                ", ".join(given_up),
+                "conversations: %d conversations %s %s; no longer fetched again, their "
+                "records as loaded stand: %s.%s",
+                len(ids),
+                PENDING_REASONS[reason],
+                f"when they left the API's {HISTORY_DAYS} days of history"
+                if aged_out
+                else f"when fetched {PROCESSING_ALLOWANCE.days} days after their date",
+                ", ".join(ids),
+                "" if reason == PROCESSING else " Ask the vendor's support about them.",
             )
         checkpoint.write_to(self.stream_state)
         self.write_state_now()
         tap.summary.pending = len(checkpoint.pending)
 
     def _warn_unlisted_ties(self, lister: ConversationLister) -> None:
+        """One warning per date whose tie group could not be proven listed whole."""
+        by_date: dict[str, list[dict[str, str]]] = {}
         for ties in lister.unlisted_ties:
             filters = {
                 k: v for k, v in ties.query.items() if k not in {"date_from", "date_to", "limit"}
             }
+            by_date.setdefault(ties.date, []).append(filters)
+        for date, all_queries in sorted(by_date.items()):
+            # The widest groups say it: their parts are parts of the same gap.
+            fewest = min(len(q) for q in all_queries)
+            queries = [q for q in all_queries if len(q) == fewest]
             LOGGER.warning(
-                "conversations: more than %d conversations share the date %s%s; the API's "
-                "pagination cannot list the rest, even split by medium, department and "
-                "user, so at least 1 was not synced. Report it to the vendor with this line.",
-                ties.listed,
-                ties.date,
-                f" ({filters})" if filters else "",
+                "conversations: more than %d conversations share the date %s (%s); could not "
+                "prove every conversation at this instant was listed: the API's filters "
+                "cannot split them into pages, and conversations without a department or "
+                "user, or of a disabled department or an inactive user, are reachable by no "
+                "filter. The state keeps this date and later runs list it again. Report it "
+                "to the vendor with this line.",
+                PAGE_SIZE,
+                date,
+                "; ".join(", ".join(f"{k}={v}" for k, v in q.items()) or "all" for q in queries),
             )
 
     def _fetch_plan(self) -> FetchPlan:

@@ -109,3 +109,41 @@ def run_sync(
             tap.api.close()
     lines = raw.getvalue().decode("utf-8").splitlines()
     return SyncOutput([json.loads(line) for line in lines if line.strip()])
+
+
+class Warehouse:
+    """Tables upserted by primary key, as a Singer loader keeps them."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self._keys: dict[str, list[str]] = {}
+
+    def load(self, out: SyncOutput) -> None:
+        """Load one sync's messages."""
+        self.load_messages(out.messages)
+
+    def load_messages(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Upsert the RECORD messages by the key their stream's SCHEMA declares."""
+        for message in messages:
+            if message["type"] == "SCHEMA":
+                self._keys[message["stream"]] = message["key_properties"]
+            elif message["type"] == "RECORD":
+                record = message["record"]
+                key = tuple(record[k] for k in self._keys[message["stream"]])
+                self.tables.setdefault(message["stream"], {})[key] = record
+
+    def ids(self, stream: str, key: str = "id") -> set[str]:
+        """One field of every row of a table."""
+        return {row[key] for row in self.tables.get(stream, {}).values()}
+
+    def row(self, stream: str, key: str) -> dict[str, Any]:
+        """The row of a single-key table (KeyError when absent)."""
+        return self.tables[stream][(key,)]
+
+    def get(self, stream: str, key: str) -> dict[str, Any] | None:
+        """The row of a single-key table, or None."""
+        return self.tables.get(stream, {}).get((key,))
+
+    def rows(self, stream: str) -> list[dict[str, Any]]:
+        """Every row of a table."""
+        return list(self.tables.get(stream, {}).values())

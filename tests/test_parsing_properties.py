@@ -381,15 +381,11 @@ def test_checkpoint_from_garbage_state_is_usable_or_a_clear_error(state: dict[st
         # Everything a sync does with it must work too.
         when = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
         listed = ListedConversation(date=when, id=UUID, medium="call")
-        checkpoint.needs_fetch(
-            listed,
-            streams=frozenset({"conversations"}),
-            relist_from=when,
-            completed=frozenset(),
-            now=when,
-        )
+        checkpoint.is_new_to(listed, streams=frozenset({"conversations"}), relist_from=when)
+        checkpoint.distrust_future(when)
         checkpoint.relist_from(dt.timedelta(hours=24), when)
-        checkpoint.mark_emitted(UUID, when, complete=False, now=when)
+        checkpoint.mark_emitted(UUID, when, pending_reason="processing", now=when)
+        checkpoint.rechecks.add(when)
         checkpoint.advance(when, when)
         checkpoint.prune(dt.timedelta(hours=24), when - dt.timedelta(days=30), when)
         written: dict[str, Any] = {}
@@ -409,12 +405,13 @@ def test_checkpoint_from_garbage_state_is_usable_or_a_clear_error(state: dict[st
     )
 )
 def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool]]) -> None:
-    from tap_conversations.bookmarks import parse_timestamp  # noqa: PLC0415
+    from tap_conversations.bookmarks import PROCESSING, parse_timestamp  # noqa: PLC0415
 
     checkpoint = ConversationCheckpoint()
     for cid, date, complete in emitted:
         moment = parse_timestamp(date)
-        checkpoint.mark_emitted(cid, moment, complete=complete, now=moment)
+        reason = None if complete else PROCESSING
+        checkpoint.mark_emitted(cid, moment, pending_reason=reason, now=moment)
         checkpoint.advance(moment, moment)
     state: dict[str, Any] = {}
     checkpoint.write_to(state)
@@ -423,11 +420,9 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
     for cid, date, _ in emitted:
         moment = parse_timestamp(date)
         listed = ListedConversation(date=moment, id=cid)
-        assert again.needs_fetch(
-            listed, streams=frozenset(), relist_from=moment, completed=frozenset(), now=moment
-        ) == checkpoint.needs_fetch(
-            listed, streams=frozenset(), relist_from=moment, completed=frozenset(), now=moment
-        )
+        assert again.is_new_to(
+            listed, streams=frozenset(), relist_from=moment
+        ) == checkpoint.is_new_to(listed, streams=frozenset(), relist_from=moment)
 
 
 # --- settings --------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint
-from tap_conversations.conversation_fetch import FetchedChunk
 from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.errors import StateError
-from tests.harness import SyncOutput, run_sync, tap_config
+from tap_conversations.planner import FetchList
+from tests.harness import SyncOutput, Warehouse, run_sync, tap_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -29,29 +29,6 @@ if TYPE_CHECKING:
     from tests.sandbox import Sandbox
 
 CONVERSATION_STREAMS = ("conversations", "transcripts", "insights", "summaries")
-
-
-class Warehouse:
-    """Tables upserted by primary key, as a Singer loader keeps them."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
-
-    def load(self, out: SyncOutput) -> None:
-        keys: dict[str, list[str]] = {}
-        for message in out.messages:
-            if message["type"] == "SCHEMA":
-                keys[message["stream"]] = message["key_properties"]
-            elif message["type"] == "RECORD":
-                record = message["record"]
-                key = tuple(record[k] for k in keys[message["stream"]])
-                self.tables.setdefault(message["stream"], {})[key] = record
-
-    def ids(self, stream: str, key: str = "id") -> set[str]:
-        return {row[key] for row in self.tables.get(stream, {}).values()}
-
-    def row(self, stream: str, key: str) -> dict[str, Any]:
-        return self.tables[stream][(key,)]
 
 
 def truth_ids(sb: Sandbox, **filters: Any) -> set[str]:
@@ -148,22 +125,26 @@ def test_slow_processing_without_webhooks_is_rechecked_on_its_schedule(
 def test_a_conversation_that_never_completes_is_given_up_with_one_warning(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
+    an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    stuck = sandbox.add_conversation(date=an_hour_ago, processed=False)
     runs = Runs(tap_config(sandbox))
     runs.run()
     state = runs.state
     assert state is not None
     pending = state["bookmarks"]["conversations"]["pending"]
-    stuck = min(pending)
+    assert set(pending) == {stuck}
     # As if it had been pending since before the API's 30 days.
     pending[stuck]["date"] = "2020-01-01T00:00:00.000Z"
     caplog.set_level(logging.WARNING, logger="tap_conversations")
+    caplog.clear()
     runs.run()
-    warnings = [
-        r.getMessage() for r in caplog.records if "never finished processing" in r.getMessage()
+    warnings = [r.getMessage() for r in caplog.records if "no longer fetched" in r.getMessage()]
+    assert warnings == [
+        (
+            "conversations: 1 conversations had no summary yet when they left the API's 30 "
+            f"days of history; no longer fetched again, their records as loaded stand: {stuck}."
+        )
     ]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("conversations: 1 conversations never finished processing")
-    assert warnings[0].endswith(f": {stuck}. Ask the vendor's support about them.")
     assert stuck not in runs.state["bookmarks"]["conversations"]["pending"]  # type: ignore[index]
 
 
@@ -210,12 +191,15 @@ def test_ties_the_filters_cannot_split_are_named_in_a_warning(
     warnings = [r.getMessage() for r in caplog.records if "share the date" in r.getMessage()]
     assert warnings == [
         (
-            f"conversations: more than 25 conversations share the date {stamp} "
-            f"({{'medium': 'call', 'department_id': '{department}', 'user_id': '{user}'}}); the "
-            "API's pagination cannot list the rest, even split by medium, department and user, "
-            "so at least 1 was not synced. Report it to the vendor with this line."
+            f"conversations: more than 25 conversations share the date {stamp} (medium=call); "
+            "could not prove every conversation at this instant was listed: the API's filters "
+            "cannot split them into pages, and conversations without a department or user, or "
+            "of a disabled department or an inactive user, are reachable by no filter. The "
+            "state keeps this date and later runs list it again. Report it to the vendor with "
+            "this line."
         )
     ]
+    assert runs.state["bookmarks"]["conversations"]["unproven_ties"] == [stamp]  # type: ignore[index]
 
 
 # --- what the state covers -----------------------------------------------------------
@@ -420,19 +404,22 @@ def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
 
 def test_a_quota_cut_inside_a_tie_leaves_that_date_uncovered() -> None:
     tie = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
-    conversations = [
-        ListedConversation(date=tie - dt.timedelta(hours=1), id="a"),
-        ListedConversation(date=tie, id="b"),
-        ListedConversation(date=tie, id="c"),
-    ]
-    cut_in_tie = FetchedChunk(conversations=conversations, bundles=[], done_prefix=2)
-    assert cut_in_tie.done_until is not None
-    assert cut_in_tie.done_until < tie
-    assert cut_in_tie.done_until > tie - dt.timedelta(milliseconds=1)
-    cut_before_tie = FetchedChunk(conversations=conversations, bundles=[], done_prefix=1)
-    assert cut_before_tie.done_until == tie - dt.timedelta(hours=1)
-    whole = FetchedChunk(conversations=conversations, bundles=[], done_prefix=3)
-    assert whole.done_until == tie
+    plan = FetchList(
+        dated=[
+            ListedConversation(date=tie - dt.timedelta(hours=1), id="a"),
+            ListedConversation(date=tie, id="b"),
+            ListedConversation(date=tie, id="c"),
+        ],
+        rechecks=[ListedConversation(date=tie - dt.timedelta(days=2), id="d")],
+    )
+    cut_in_tie = plan.fetched_until(2)
+    assert cut_in_tie is not None
+    assert tie - dt.timedelta(milliseconds=1) < cut_in_tie < tie
+    assert plan.fetched_until(1) == tie - dt.timedelta(hours=1)
+    assert plan.fetched_until(3) == tie
+    # Re-checks come after the dated conversations and never move the bookmark back.
+    assert plan.fetched_until(4) == tie
+    assert plan.fetched_until(0) is None
 
 
 def test_a_quota_cut_at_a_tie_across_two_chunks_loses_neither(
