@@ -1154,3 +1154,146 @@ def test_a_delivery_status_changes_from_pending_to_delivered(sandbox: Sandbox) -
     assert listed()["status"] == "delivered"
     assert listed()["delivered_at"] is not None
     assert listed()["attempts"] == 2
+
+
+# --- a shared clock: the sandbox's now is whatever its clock says ---------------------------
+
+
+class SimClock:
+    """A settable clock: the sandbox's now is ``.now`` until a test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def sim_ok(api: Api, clock: SimClock, path: str, template: str | None = None, **params: Any) -> Any:
+    """Like ``Api.ok`` but ``_meta.timestamp`` must be the simulated now, not the real one."""
+    response = api.get(path, **params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    validate(body, response_schema_ref(template or path, "get", 200))
+    assert body.pop("_meta") == {
+        "token_prefix": api.token[:11],
+        "timestamp": clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    return body
+
+
+def sim_walk(api: Api, clock: SimClock) -> list[str]:
+    """Every id a client following next_cursor lists."""
+    out: list[str] = []
+    params: dict[str, str] = {}
+    while True:
+        page = sim_ok(api, clock, "/conversations", **params)
+        out += ids(page["conversations"])
+        if not page["pagination"]["has_more"]:
+            return out
+        params["cursor"] = page["pagination"]["next_cursor"]
+
+
+def dated_ids(sb: Sandbox, lo: datetime, hi: datetime) -> list[str]:
+    """Ids of stored conversations dated within [lo, hi], newest first (ties: id desc)."""
+    dates = {
+        i: parse_ts(sb.conversation_detail(i, include_transcript=False)["date"])
+        for i in sb.all_conversation_ids()
+    }
+    chosen = [i for i, d in dates.items() if lo <= d <= hi]
+    return sorted(chosen, key=lambda i: (dates[i], i), reverse=True)
+
+
+SIM_START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def test_the_sandbox_clock_moves_the_listing_window_and_timestamps(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    clock = SimClock(SIM_START)
+    sb = sandbox_factory(clock=clock)
+    api = Api(sb)
+    assert sb.anchor == SIM_START
+    assert sb.now() == SIM_START
+    before = sim_walk(api, clock)
+    assert before == ids(sb.listed_conversations())
+    assert before == dated_ids(sb, SIM_START - timedelta(days=30), SIM_START)
+    seeded_deliveries = sb.webhook_deliveries()
+    assert seeded_deliveries  # the last 7 days of the start had some
+    assert all(
+        SIM_START - parse_ts(d["created_at"]) <= timedelta(days=7) for d in seeded_deliveries
+    )
+
+    clock.now = SIM_START + timedelta(days=10)
+    after = sim_walk(api, clock)
+    assert after == dated_ids(sb, SIM_START - timedelta(days=20), SIM_START)
+    assert after == ids(sb.listed_conversations())
+    assert (len(before), len(after)) == (91, 59)
+    assert after == before[: len(after)]  # the oldest 32 fell out of the window
+    assert [p for page in sb.listed_pages() for p in ids(page)] == after
+    # the seeded deliveries are all older than 7 days now
+    assert sb.webhook_deliveries() == []
+    assert sim_ok(api, clock, "/webhooks/deliveries") == {"deliveries": []}
+
+    # late data is dated by the sandbox clock
+    cid = sb.add_conversation()
+    stamp = "2026-03-11T10:00:00.000Z"
+    listed = sim_ok(api, clock, "/conversations", limit="1")["conversations"]
+    assert ids(listed) == [cid]
+    assert listed[0]["date"] == stamp
+    summary = sim_ok(api, clock, f"/conversations/{cid}/summary", "/conversations/{id}/summary")
+    assert (summary["created_at"], summary["updated_at"]) == (stamp, stamp)
+    delivery = sim_ok(api, clock, "/webhooks/deliveries")["deliveries"]
+    assert [(d["resource_id"], d["created_at"]) for d in delivery] == [(cid, stamp)]
+    # a conversation dated after the sandbox's now is not listed until the clock passes it
+    later = sb.add_conversation(date=SIM_START + timedelta(days=10, hours=2))
+    assert ids(sim_ok(api, clock, "/conversations", limit="1")["conversations"]) == [cid]
+    clock.now = SIM_START + timedelta(days=10, hours=3)
+    sb.set_processed(later, processed=True)
+    assert sb.summary(later)["updated_at"] == "2026-03-11T13:00:00.000Z"  # type: ignore[index]
+    assert ids(sim_ok(api, clock, "/conversations", limit="2")["conversations"]) == [later, cid]
+    request = sb.notetaker_requests()
+    assert request == []
+    answer = api.post("/notetaker", {"meeting_url": "https://zoom.us/j/1"})
+    assert answer.status_code == 201
+    assert answer.json()["created_at"] == "2026-03-11T13:00:00.000Z"
+    # the rate limit's headers stay on real time
+    reset = int(api.get("/me").headers["X-RateLimit-Reset"])
+    assert time.time() - 1 <= reset <= time.time() + 61
+    # back to the real clock: the window follows it again
+    sb.clock = None
+    assert abs(sb.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_the_quota_day_follows_the_sandbox_clock(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    clock = SimClock(datetime(2026, 3, 1, 23, 59, 30, tzinfo=UTC))
+    sb = sandbox_factory(clock=clock, daily_quota=2)
+    api = Api(sb)
+    a, b, c = ids(sb.listed_conversations()[:3])
+    for cid in (a, b):
+        assert api.get(f"/conversations/{cid}").status_code == 200
+    over = api.get(f"/conversations/{c}")
+    assert (over.status_code, over.json()["error"]) == (429, "quota_exceeded")
+    assert over.headers["Retry-After"] == "30"  # to midnight of the sandbox clock
+    clock.now = datetime(2026, 3, 1, 23, 59, 59, 500_000, tzinfo=UTC)
+    assert api.get(f"/conversations/{c}").headers["Retry-After"] == "1"
+    assert sb.counters.quota_used() == 2
+    clock.now = datetime(2026, 3, 2, 0, 0, 0, 1000, tzinfo=UTC)  # midnight passed
+    assert sb.counters.quota_used() == 0
+    assert api.get(f"/conversations/{c}").status_code == 200
+    assert api.get(f"/conversations/{a}").status_code == 200
+    assert sb.counters.quota_used() == 2
+    over = api.get(f"/conversations/{b}")
+    assert over.status_code == 429
+    assert over.headers["Retry-After"] == "86400"
+    # new_day() still works on top of the clock's day
+    sb.new_day()
+    assert sb.counters.quota_used() == 0
+    assert api.get(f"/conversations/{b}").status_code == 200
+    assert sb.counters.quota_used() == 1
+    # a clock going back to the earlier day is a different day key: fresh usage
+    clock.now = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
+    assert sb.counters.quota_used() == 0
+    assert sb.counters.requests(status=429) == 3

@@ -35,9 +35,9 @@ from tests.sandbox.data import (
     Delivery,
     is_uuid,
     iso,
-    now_ms,
     parse_iso,
     to_utc,
+    truncate_ms,
 )
 from tests.sandbox.state import (
     ALL_SCOPES,
@@ -50,7 +50,7 @@ from tests.sandbox.state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
     from typing_extensions import Self
@@ -217,8 +217,11 @@ def _parse_list_query(query: dict[str, list[str]]) -> tuple[_ListFilters, int]:
     return filters, limit
 
 
-def _seconds_to_utc_midnight() -> int:
-    now = datetime.now(UTC)
+def _real_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seconds_to_utc_midnight(now: datetime) -> int:
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, math.ceil((midnight - now).total_seconds()))
 
@@ -227,8 +230,9 @@ class Sandbox:
     """A real HTTP server on loopback that behaves like the vendor's REST API (v1).
 
     Data is deterministic from ``seed`` and ``conversations``; dates are relative
-    to the moment the sandbox is created (real UTC clock). See README.md beside
-    this file for the knobs.
+    to the moment the sandbox is created on its clock (``clock``: a function
+    returning an aware UTC datetime, settable later as ``sb.clock``; ``None`` = the
+    real UTC clock). See README.md beside this file for the knobs.
     """
 
     def __init__(  # noqa: PLR0913, PLR0917 - the public constructor's knobs
@@ -241,12 +245,14 @@ class Sandbox:
         latency_ms: float = 0.0,
         port: int = 0,
         host: str = "127.0.0.1",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Build the data; call :meth:`start` to serve it."""
         self.seed = seed
         self.host = host
         self.port = port
-        self.anchor = now_ms()
+        self.clock = clock
+        self.anchor = self._now_ms()
         self.faults = Faults(latency_ms=latency_ms)
         self.counters = Counters(self._quota_used)
         self.server_errors: list[str] = []  # tracebacks of handler bugs (answered 500)
@@ -282,6 +288,29 @@ class Sandbox:
         }
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    # --- the clock -------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The sandbox's notion of now (every date-dependent answer reads it).
+
+        Assign a function returning an aware UTC datetime (a naive one counts as
+        UTC) to move the sandbox's time; ``None`` restores the real UTC clock. The
+        rate limit's window and ``X-RateLimit-*`` headers stay on real time.
+        """
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime] | None) -> None:
+        self._clock = value if value is not None else _real_now
+
+    def now(self) -> datetime:
+        """The current moment on the sandbox's clock, in UTC."""
+        return to_utc(self._clock())
+
+    def _now_ms(self) -> datetime:
+        return truncate_ms(self.now())
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -420,7 +449,7 @@ class Sandbox:
         self.counters.reset()
 
     def _day_key(self) -> tuple[str, int]:
-        return (datetime.now(UTC).date().isoformat(), self._day_offset)
+        return (self.now().date().isoformat(), self._day_offset)
 
     def _quota_used(self, token: str | None) -> int:
         with self._lock:
@@ -494,14 +523,14 @@ class Sandbox:
         cursor walk loses at a page boundary (equal dates) are included; see
         :meth:`listed_pages` for exactly what paging returns.
         """
-        selected = self._select(self._truth_filters(filters), datetime.now(UTC))
+        selected = self._select(self._truth_filters(filters), self.now())
         return [c.list_item() for c in selected]
 
     def listed_pages(self, limit: int = MAX_PAGE, **filters: Any) -> list[list[dict[str, Any]]]:
         """Exactly the pages a client following ``next_cursor`` gets right now."""
         f = self._truth_filters(filters)
         pages: list[list[dict[str, Any]]] = []
-        now = datetime.now(UTC)
+        now = self.now()
         while True:
             selected = self._select(f, now)
             page = selected[: min(limit, MAX_PAGE)]
@@ -570,7 +599,7 @@ class Sandbox:
 
     def webhook_deliveries(self, token_id: str | None = None) -> list[dict[str, Any]]:
         """Deliveries of the last 7 days, newest first (as the endpoint lists them)."""
-        floor = datetime.now(UTC) - WEBHOOK_WINDOW
+        floor = self.now() - WEBHOOK_WINDOW
         with self._lock:
             chosen = [
                 d
@@ -616,11 +645,12 @@ class Sandbox:
     ) -> str:
         """Add the next deterministic conversation; listed from now on.
 
-        ``date`` defaults to now; a past date models a conversation that appears in
-        the list after its date. ``processed=False``: no summary, transcript or
-        insights until :meth:`set_processed`. ``overrides`` replace generated fields
-        (``department_id``/``user_id`` pick a department/user by id; ``summary``,
-        ``transcript`` (segments list) and ``insights`` set the processed content).
+        ``date`` defaults to now (the sandbox clock); a past date models a
+        conversation that appears in the list after its date. ``processed=False``:
+        no summary, transcript or insights until :meth:`set_processed`.
+        ``overrides`` replace generated fields (``department_id``/``user_id`` pick
+        a department/user by id; ``summary``, ``transcript`` (segments list) and
+        ``insights`` set the processed content).
 
         Returns:
             The new conversation id.
@@ -629,14 +659,14 @@ class Sandbox:
         if unknown:
             msg = f"unknown overrides: {sorted(unknown)}"
             raise TypeError(msg)
-        when = now_ms() if date is None else to_utc(date)
+        now = self._now_ms()
+        when = now if date is None else to_utc(date)
         with self._lock:
-            conv = self._gen.conversation(when, processed=processed)
+            conv = self._gen.conversation(when, processed=processed, now=now)
             self._apply_overrides(conv, overrides)
             if conv.id in self._convs:
                 msg = f"duplicate conversation id {conv.id}"
                 raise ValueError(msg)
-            now = now_ms()
             conv.summary_created_at = now if conv.full_summary is not None else None
             conv.summary_updated_at = conv.summary_created_at
             self._convs[conv.id] = conv
@@ -676,7 +706,7 @@ class Sandbox:
             conv = self._conv(conv_id)
             conv.processed = processed
             if processed:
-                now = now_ms()
+                now = self._now_ms()
                 if conv.summary_created_at is None:
                     conv.summary_created_at = now
                 conv.summary_updated_at = now
@@ -687,13 +717,13 @@ class Sandbox:
         self, conv_id: str, status: str = "pending", created_at: datetime | None = None
     ) -> str:
         """Record a ``conversation.completed`` delivery with ``status``; returns its id."""
-        return self._record_delivery(conv_id, created_at or now_ms(), status, None)
+        return self._record_delivery(conv_id, created_at or self._now_ms(), status, None)
 
     def set_delivery_status(self, delivery_id: str, status: str) -> None:
         """Change a delivery's status (``delivered`` also sets ``delivered_at``)."""
         with self._lock:
             delivery = next(d for d in self._deliveries if d.id == delivery_id)
-            now = now_ms()
+            now = self._now_ms()
             delivery.status = status
             delivery.attempts += 1
             delivery.last_attempt_at = now
@@ -742,7 +772,7 @@ class Sandbox:
         """The ``conversation.completed`` body (detail without transcript/insights)."""
         return {
             "event": "conversation.completed",
-            "timestamp": iso(now_ms()),
+            "timestamp": iso(self._now_ms()),
             "data": {
                 "conversation": self.conversation_detail(
                     conv_id, include_transcript=False, include_insights=False
@@ -757,7 +787,8 @@ class Sandbox:
         """POST a signed ``conversation.completed`` webhook to ``url``.
 
         Headers: X-Webhook-Signature ``sha256=<hex HMAC-SHA256(secret, raw body)>``,
-        X-Webhook-Event, X-Webhook-Delivery-Id, X-Webhook-Timestamp (unix seconds).
+        X-Webhook-Event, X-Webhook-Delivery-Id, X-Webhook-Timestamp (unix seconds of
+        the sandbox clock).
         The delivery is recorded (delivered on 2xx, failed otherwise).
         """
         delivery_id = self._new_uuid()
@@ -768,17 +799,16 @@ class Sandbox:
             "X-Webhook-Signature": f"sha256={signature}",
             "X-Webhook-Event": "conversation.completed",
             "X-Webhook-Delivery-Id": delivery_id,
-            "X-Webhook-Timestamp": str(int(time.time())),
+            "X-Webhook-Timestamp": str(int(self.now().timestamp())),
         }
         try:
             response = requests.post(url, data=raw, headers=headers, timeout=10)
         except requests.RequestException:
-            self._record_delivery(conv_id, now_ms(), "failed", None, delivery_id)
+            self._record_delivery(conv_id, self._now_ms(), "failed", None, delivery_id)
             raise
         ok = 200 <= response.status_code < 300
-        self._record_delivery(
-            conv_id, now_ms(), "delivered" if ok else "failed", response.status_code, delivery_id
-        )
+        status = "delivered" if ok else "failed"
+        self._record_delivery(conv_id, self._now_ms(), status, response.status_code, delivery_id)
         return response
 
     # --- request handling ----------------------------------------------------------------
@@ -788,9 +818,8 @@ class Sandbox:
         """JSON of ``obj`` without its closing brace, ready for ``_meta``."""
         return _dumps(obj)[:-1]
 
-    @staticmethod
-    def _with_meta(prefix: bytes, tok: TokenState) -> bytes:
-        meta = _dumps({"token_prefix": tok.prefix, "timestamp": iso(datetime.now(UTC))})
+    def _with_meta(self, prefix: bytes, tok: TokenState) -> bytes:
+        meta = _dumps({"token_prefix": tok.prefix, "timestamp": iso(self.now())})
         sep = b"," if len(prefix) > 1 else b""
         return prefix + sep + b'"_meta":' + meta + b"}"
 
@@ -954,7 +983,7 @@ class Sandbox:
             filters, limit = _parse_list_query(query)
         except _BadParameterError as exc:
             return _error(400, "invalid_parameter", str(exc))
-        selected = self._select(filters, datetime.now(UTC))
+        selected = self._select(filters, self.now())
         page = selected[:limit]
         # next_cursor is the date of the page's last item and the next page holds
         # only strictly older dates: conversations sharing that date but not on this
@@ -988,7 +1017,8 @@ class Sandbox:
                     "quota_exceeded",
                     f"Daily quota of {quota} unique conversations reached; resets at 00:00 UTC.",
                 )
-                reply.headers.append(("Retry-After", str(_seconds_to_utc_midnight())))
+                midnight_in = _seconds_to_utc_midnight(self.now())
+                reply.headers.append(("Retry-After", str(midnight_in)))
                 return reply
             tok.quota_ids.add(conv_id)
             return None
@@ -1084,7 +1114,7 @@ class Sandbox:
                 "status": "scheduled" if times["meeting_start_time"] else "joining",
                 "status_message": None,
                 "conversation_id": None,
-                "created_at": iso(now_ms()),
+                "created_at": iso(self._now_ms()),
             }
             self._notetaker.append(request)
         return self._ok(dict(request), tok, status=201)
