@@ -1297,3 +1297,123 @@ def test_the_quota_day_follows_the_sandbox_clock(
     clock.now = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
     assert sb.counters.quota_used() == 0
     assert sb.counters.requests(status=429) == 3
+
+
+# --- answers that heal later --------------------------------------------------------------
+
+
+def bare_detail(sb: Sandbox, conv_id: str) -> dict[str, Any]:
+    """The detail without transcript and insights (what a plain GET answers)."""
+    return sb.conversation_detail(conv_id, include_transcript=False, include_insights=False)
+
+
+def complete_conv(sb: Sandbox, skip: int = 0) -> str:
+    """A listed conversation whose every endpoint answers 200 (summary and transcript)."""
+    complete = [
+        c["id"]
+        for c in sb.listed_conversations()
+        if sb.summary(c["id"]) is not None and sb.transcript(c["id"]) is not None
+    ]
+    return complete[skip]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "code"),
+    [
+        ("detail", 404, "not_found"),
+        ("summary", 500, "internal_error"),
+        ("transcript", 502, "internal_error"),
+        ("insights", 503, "internal_error"),
+        ("recording", 404, "not_found"),
+        ("detail", 429, "rate_limited"),
+    ],
+)
+def test_fail_next_answers_exactly_times_then_heals(
+    sandbox: Sandbox, endpoint: str, status: int, code: str
+) -> None:
+    cid, other = complete_conv(sandbox), complete_conv(sandbox, 1)
+    path = f"/conversations/{cid}" + ("" if endpoint == "detail" else f"/{endpoint}")
+    template = "/conversations/{id}" + ("" if endpoint == "detail" else f"/{endpoint}")
+    sandbox.fail_next(cid, endpoint, times=3, status=status)
+    api = Api(sandbox)
+    # another conversation's same endpoint is not affected (and consumes nothing)
+    api.ok(path.replace(cid, other), template)
+    for _ in range(3):
+        response = api.get(path)
+        body = response.json()
+        assert response.status_code == status, response.text
+        validate(body, "#/components/schemas/Error")
+        assert body["error"] == code
+        assert "Retry-After" not in response.headers  # retry_after=None: no header
+        assert "X-RateLimit-Limit" in response.headers
+    assert sandbox.counters.quota_used() == 1  # only `other`
+    assert sandbox.counters.faults_injected["fail_next"] == 3
+    assert sandbox.counters.retry_after_violations() == 0
+    healed = api.ok(path, template)
+    if endpoint == "detail":
+        assert healed == bare_detail(sandbox, cid)
+    assert api.ok(path, template) == healed
+    assert sandbox.counters.quota_used() == 2
+    assert sandbox.counters.faults_injected["fail_next"] == 3
+    assert sandbox.counters.by_endpoint()[template] == {200: 3, status: 3}
+    assert sandbox.server_errors == []
+
+
+def test_fail_next_queues_and_429_retry_after_is_policed_and_free(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sb = sandbox_factory(rate_limit=3, rate_window_seconds=60.0)
+    cid = complete_conv(sb)
+    api = Api(sb)
+    path = f"/conversations/{cid}/summary"
+    sb.fail_next(cid, "summary", times=2, status=429, retry_after=7)
+    sb.fail_next(cid, "summary", times=1, status=503)
+    sb.fail_next(cid, "summary", times=1, status=429)
+    first = api.get(path)
+    assert (first.status_code, first.json()["error"]) == (429, "rate_limited")
+    assert first.headers["Retry-After"] == "7"
+    second = api.get(path)  # 7 s early: counted as a violation
+    assert (second.status_code, second.headers["Retry-After"]) == (429, "7")
+    assert sb.counters.retry_after_violations(sb.token) == 1
+    third = api.get(path)
+    assert (third.status_code, third.json()["error"]) == (503, "internal_error")
+    fourth = api.get(path)
+    assert fourth.status_code == 429
+    assert "Retry-After" not in fourth.headers
+    assert sb.counters.faults_injected["fail_next"] == 4
+    assert sb.counters.quota_used() == 0
+    # the three 429s did not count against the window of 3; the 503 did
+    assert [api.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    assert sb.counters.requests(endpoint="/conversations/{id}/summary", status=429) == 4
+    assert sb.counters.quota_used() == 1
+    with pytest.raises(ValueError, match="endpoint"):
+        sb.fail_next(cid, "teams")
+    with pytest.raises(ValueError, match="status"):
+        sb.fail_next(cid, "detail", status=418)
+    with pytest.raises(ValueError, match="times"):
+        sb.fail_next(cid, "detail", times=0)
+    with pytest.raises(KeyError):
+        sb.fail_next("00000000-0000-4000-8000-000000000000", "detail")
+    assert sb.server_errors == []
+
+
+def test_answer_as_serves_another_detail_then_heals(sandbox: Sandbox) -> None:
+    cid, other = complete_conv(sandbox), complete_conv(sandbox, 1)
+    api = Api(sandbox)
+    sandbox.answer_as(cid, other, times=2)
+    path, template = f"/conversations/{cid}", "/conversations/{id}"
+    wrong = api.ok(path, template, include_transcript="true", include_insights="true")
+    assert wrong == sandbox.conversation_detail(other)
+    assert wrong["id"] == other
+    # sub-resources are not affected
+    assert api.ok(f"{path}/summary", f"{template}/summary") == sandbox.summary(cid)
+    assert api.ok(path, template) == bare_detail(sandbox, other)
+    assert sandbox.counters.faults_injected["answer_as"] == 2
+    assert api.ok(path, template) == bare_detail(sandbox, cid)
+    assert api.ok(path, template)["id"] == cid
+    assert sandbox.counters.faults_injected["answer_as"] == 2
+    assert sandbox.counters.faults_injected["fail_next"] == 0
+    assert sandbox.counters.quota_used() == 1  # charged for the requested id only
+    assert sandbox.counters.by_endpoint()[template] == {200: 4}
+    with pytest.raises(KeyError):
+        sandbox.answer_as(cid, "00000000-0000-4000-8000-000000000000")

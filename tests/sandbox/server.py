@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formatdate
@@ -76,6 +77,12 @@ ENDPOINT_SCOPE: dict[str, str | None] = {
 }
 ENDPOINT_METHOD = {ep: ("POST" if ep == "/notetaker" else "GET") for ep in ENDPOINT_SCOPE}
 _STATIC_ENDPOINTS = {"/me", "/users", "/teams", "/departments"}
+#: ``fail_next`` endpoint names -> endpoint templates
+HEALING_ENDPOINTS = {
+    "detail": "/conversations/{id}",
+    **{sub: f"/conversations/{{id}}/{sub}" for sub in SUBRESOURCES},
+}
+HEALING_STATUSES = frozenset({404, 429, 500, 502, 503})
 _NOTETAKER_HOSTS = {
     "zoom.us": "zoom",
     "teams.microsoft.com": "microsoft_teams",
@@ -107,6 +114,17 @@ class Reply:
     delay: float = 0.0
     truncate: bool = False
     drop: bool = False
+    rate_exempt: bool = False  # an injected 429: does not count against the window
+
+
+@dataclass
+class _Pending:
+    """Answers still owed by ``fail_next`` (status) or ``answer_as`` (other id)."""
+
+    remaining: int
+    status: int = 0
+    retry_after: int | None = None
+    other_id: str = ""
 
 
 def _error(status: int, code: str, message: str, **extra: str) -> Reply:
@@ -261,6 +279,8 @@ class Sandbox:
         self._rate_window = rate_window_seconds
         self._daily_quota = daily_quota
         self._day_offset = 0
+        self._failing: dict[tuple[str, str], deque[_Pending]] = {}
+        self._answering_as: dict[str, deque[_Pending]] = {}
         self._fault_seq = 0
         self._fault_rng = random.Random(f"{seed}:faults")
         self._rng = random.Random(f"{seed}:runtime")
@@ -731,6 +751,91 @@ class Sandbox:
                 delivery.delivered_at = now
                 delivery.response_status = 200
 
+    # --- answers that heal later ---------------------------------------------------
+
+    def fail_next(
+        self,
+        conv_id: str,
+        endpoint: str,
+        times: int = 1,
+        status: int = 404,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        """The next ``times`` requests of one conversation's endpoint answer ``status``.
+
+        ``endpoint``: ``"detail"``, ``"summary"``, ``"transcript"``, ``"insights"``
+        or ``"recording"``. ``status`` 404 answers ``not_found`` like a real unknown
+        id; 500/502/503 ``internal_error``; 429 ``rate_limited`` with a
+        ``Retry-After: retry_after`` header (none when ``None``). These answers
+        charge no quota (and a 429 does not count against the rate window); after
+        them the endpoint answers normally again. Calls queue up in order.
+
+        Raises:
+            KeyError: unknown conversation.
+            ValueError: unknown endpoint, status or a non-positive ``times``.
+        """
+        if endpoint not in HEALING_ENDPOINTS:
+            msg = f"endpoint must be one of {sorted(HEALING_ENDPOINTS)}, got {endpoint!r}"
+            raise ValueError(msg)
+        if status not in HEALING_STATUSES:
+            msg = f"status must be one of {sorted(HEALING_STATUSES)}, got {status}"
+            raise ValueError(msg)
+        if times <= 0:
+            msg = f"times must be positive, got {times}"
+            raise ValueError(msg)
+        with self._lock:
+            self._conv(conv_id)
+            queue = self._failing.setdefault((conv_id, HEALING_ENDPOINTS[endpoint]), deque())
+            queue.append(_Pending(times, status=status, retry_after=retry_after))
+
+    def answer_as(self, conv_id: str, other_id: str, times: int = 1) -> None:
+        """The next ``times`` detail requests of ``conv_id`` answer ``other_id``'s detail.
+
+        A replica/caching bug: the body is the other conversation's (with the
+        requested ``include_*`` parts); the quota is charged for ``conv_id``.
+
+        Raises:
+            KeyError: unknown conversation.
+            ValueError: a non-positive ``times``.
+        """
+        if times <= 0:
+            msg = f"times must be positive, got {times}"
+            raise ValueError(msg)
+        with self._lock:
+            self._conv(conv_id)
+            self._conv(other_id)
+            queue = self._answering_as.setdefault(conv_id, deque())
+            queue.append(_Pending(times, other_id=other_id))
+
+    @staticmethod
+    def _take(queues: dict[Any, deque[_Pending]], key: Any) -> _Pending | None:
+        """Consume one answer owed under ``key`` (call with the lock held)."""
+        queue = queues.get(key)
+        if not queue:
+            return None
+        pending = queue[0]
+        pending.remaining -= 1
+        if pending.remaining <= 0:
+            queue.popleft()
+            if not queue:
+                del queues[key]
+        return pending
+
+    def _healing_reply(self, pending: _Pending, conv_id: str, tok: TokenState) -> Reply:
+        self.counters.fault("fail_next")
+        if pending.status == 404:
+            return _error(404, "not_found", f"Conversation {conv_id} not found.")
+        if pending.status != 429:
+            return _error(pending.status, "internal_error", "Injected server error.")
+        reply = _error(429, "rate_limited", "Rate limit exceeded (injected).")
+        reply.rate_exempt = True
+        if pending.retry_after is not None:
+            reply.headers.append(("Retry-After", str(pending.retry_after)))
+            with self._lock:
+                tok.blocked_until = time.monotonic() + pending.retry_after
+        return reply
+
     def hide(self, conv_id: str) -> None:
         """Temporarily leave a conversation out of the listing."""
         with self._lock:
@@ -842,7 +947,7 @@ class Sandbox:
             msg = "Missing, invalid or revoked API token."
             return self._finish(_error(401, "unauthorized", msg), endpoint, token)
         fault = self._decide_fault(endpoint)
-        limited, rl_headers = self._rate_check(tok, commit=fault != "rate_limited")
+        limited, rl_headers, hit = self._rate_check(tok, commit=fault != "rate_limited")
         if limited is not None:
             return self._finish(limited, endpoint, token, rl_headers)
         if fault is not None and fault not in ("slow", "truncate"):
@@ -852,6 +957,9 @@ class Sandbox:
             reply.headers.append(("Allow", ENDPOINT_METHOD[endpoint]))
         else:
             reply = self._dispatch(endpoint, conv_id, split.query, tok, body)
+            if reply.rate_exempt and hit is not None:
+                with self._lock, contextlib.suppress(ValueError):
+                    tok.hits.remove(hit)
         if fault == "slow":
             self.counters.fault(fault)
             reply.delay += self.faults.slow_seconds
@@ -877,8 +985,13 @@ class Sandbox:
 
     def _rate_check(
         self, tok: TokenState, *, commit: bool
-    ) -> tuple[Reply | None, list[tuple[str, str]]]:
-        """Sliding-window rate limit; a 429 answer does not count against it."""
+    ) -> tuple[Reply | None, list[tuple[str, str]], float | None]:
+        """Sliding-window rate limit; a 429 answer does not count against it.
+
+        Returns:
+            The 429 reply (or None), the rate-limit headers and the time of the hit
+            recorded for this request (None when none was).
+        """
         now = time.monotonic()
         with self._lock:
             if now < tok.blocked_until:
@@ -900,7 +1013,7 @@ class Sandbox:
                     ("X-RateLimit-Reset", str(math.ceil(time.time() + free_at - now))),
                 ]
                 msg = f"Rate limit of {limit} requests per {window:g} s exceeded."
-                return _error(429, "rate_limited", msg), headers
+                return _error(429, "rate_limited", msg), headers, None
             if commit:
                 hits.append(now)
             reset_in = (hits[0] + window - now) if hits else 0.0
@@ -909,7 +1022,7 @@ class Sandbox:
                 ("X-RateLimit-Remaining", str(max(0, limit - len(hits)))),
                 ("X-RateLimit-Reset", str(math.ceil(time.time() + reset_in))),
             ]
-            return None, headers
+            return None, headers, now if commit else None
 
     def _decide_fault(self, endpoint: str) -> str | None:
         f = self.faults
@@ -1033,6 +1146,10 @@ class Sandbox:
                 "Recordings are disabled for this token (include_recordings=false).",
             )
         with self._lock:
+            failing = self._take(self._failing, (conv_id, endpoint))
+        if failing is not None:
+            return self._healing_reply(failing, conv_id, tok)
+        with self._lock:
             conv = self._convs.get(conv_id)
             if conv is None:
                 return _error(404, "not_found", f"Conversation {conv_id} not found.")
@@ -1040,30 +1157,36 @@ class Sandbox:
             if over is not None:
                 return over
             sub = endpoint.rsplit("/", 1)[-1]
-            obj: dict[str, Any] | None
-            if endpoint == "/conversations/{id}":
-                want_t = (_first(query, "include_transcript") or "").lower() == "true"
-                want_i = (_first(query, "include_insights") or "").lower() == "true"
-                obj = conv.detail(
-                    include_transcript=want_t and "transcripts" in tok.scopes,
-                    include_insights=want_i and "insights" in tok.scopes,
-                )
-            elif sub == "transcript":
-                transcript = conv.transcript()
-                obj = (
-                    None
-                    if transcript is None
-                    else {"conversation_id": conv_id, "transcript": transcript}
-                )
-            elif sub == "insights":
-                obj = {"conversation_id": conv_id, "insights": conv.insights()}
-            elif sub == "summary":
-                obj = conv.summary()
-            else:
-                obj = conv.recording()
+            obj = self._conversation_body(conv, sub, query, tok)
         if obj is None:
             return _error(404, "not_found", f"No {sub} for conversation {conv_id} (yet).")
         return self._ok(obj, tok)
+
+    def _conversation_body(
+        self, conv: Conversation, sub: str, query: dict[str, list[str]], tok: TokenState
+    ) -> dict[str, Any] | None:
+        """Body of a conversation endpoint (``sub``: the id or a sub-resource); lock held."""
+        if sub == "{id}":
+            want_t = (_first(query, "include_transcript") or "").lower() == "true"
+            want_i = (_first(query, "include_insights") or "").lower() == "true"
+            other = self._take(self._answering_as, conv.id)
+            if other is not None:
+                self.counters.fault("answer_as")
+                conv = self._convs[other.other_id]
+            return conv.detail(
+                include_transcript=want_t and "transcripts" in tok.scopes,
+                include_insights=want_i and "insights" in tok.scopes,
+            )
+        if sub == "transcript":
+            transcript = conv.transcript()
+            if transcript is None:
+                return None
+            return {"conversation_id": conv.id, "transcript": transcript}
+        if sub == "insights":
+            return {"conversation_id": conv.id, "insights": conv.insights()}
+        if sub == "summary":
+            return conv.summary()
+        return conv.recording()
 
     def _deliveries_endpoint(self, query: dict[str, list[str]], tok: TokenState) -> Reply:
         try:
