@@ -1417,3 +1417,36 @@ def test_answer_as_serves_another_detail_then_heals(sandbox: Sandbox) -> None:
     assert sandbox.counters.by_endpoint()[template] == {200: 4}
     with pytest.raises(KeyError):
         sandbox.answer_as(cid, "00000000-0000-4000-8000-000000000000")
+
+
+# --- removal --------------------------------------------------------------------------------
+
+
+def test_remove_is_permanent_and_everywhere(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    before = ids(sandbox.listed_conversations())
+    stored = sandbox.all_conversation_ids()
+    cid, other = before[3], before[7]
+    truth = sandbox.conversation_detail(cid)
+    assert sandbox.removed_ids() == []
+    sandbox.remove(cid)
+    sandbox.remove(other)
+    sandbox.remove(cid)  # idempotent
+    assert sandbox.removed_ids() == [cid, other]
+    expected = [i for i in before if i not in (cid, other)]
+    assert len(expected) == len(before) - 2
+    assert ids(sandbox.listed_conversations()) == expected
+    assert [c["id"] for p in api.walk() for c in p["conversations"]] == expected
+    assert sandbox.all_conversation_ids() == [i for i in stored if i not in (cid, other)]
+    path, template = f"/conversations/{cid}", "/conversations/{id}"
+    api.error(path, 404, "not_found", template)
+    for sub in ("summary", "transcript", "insights", "recording"):
+        api.error(f"{path}/{sub}", 404, "not_found", f"{template}/{sub}")
+    assert sandbox.counters.quota_used() == 0
+    assert sandbox.counters.by_endpoint()[template] == {404: 1}
+    # unlike hide: unhide does not bring it back; the truth of what it was remains
+    sandbox.unhide(cid)
+    assert cid not in ids(sandbox.listed_conversations())
+    api.error(path, 404, "not_found", template)
+    assert sandbox.conversation_detail(cid) == truth
+    assert sandbox.server_errors == []

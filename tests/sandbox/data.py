@@ -212,6 +212,7 @@ class Conversation:
     recording_expires_at: datetime
     processed: bool = True
     hidden: bool = False
+    removed: bool = False  # deleted for good: not listed, every endpoint 404
     summary_created_at: datetime | None = None
     summary_updated_at: datetime | None = None
     list_json: bytes | None = field(default=None, repr=False)

@@ -279,6 +279,7 @@ class Sandbox:
         self._rate_window = rate_window_seconds
         self._daily_quota = daily_quota
         self._day_offset = 0
+        self._removed: list[str] = []
         self._failing: dict[tuple[str, str], deque[_Pending]] = {}
         self._answering_as: dict[str, deque[_Pending]] = {}
         self._fault_seq = 0
@@ -505,7 +506,7 @@ class Sandbox:
                     continue
                 if c.date < lower:
                     break  # sorted newest first: everything after is older
-                if c.hidden:
+                if c.hidden or c.removed:
                     continue
                 if f.medium is not None and c.medium != f.medium:
                     continue
@@ -560,9 +561,14 @@ class Sandbox:
             f.cursor = page[-1].date
 
     def all_conversation_ids(self) -> list[str]:
-        """Every conversation in the store (listed or not), newest first."""
+        """Every conversation in the store (listed or not), newest first; not removed ones."""
         with self._lock:
-            return [c.id for c in self._sorted]
+            return [c.id for c in self._sorted if not c.removed]
+
+    def removed_ids(self) -> list[str]:
+        """Conversations taken away by :meth:`remove`, in the order they were removed."""
+        with self._lock:
+            return list(self._removed)
 
     def conversation_detail(
         self,
@@ -835,6 +841,21 @@ class Sandbox:
             with self._lock:
                 tok.blocked_until = time.monotonic() + pending.retry_after
         return reply
+
+    def remove(self, conv_id: str) -> None:
+        """Delete a conversation for good (unlike :meth:`hide`).
+
+        It leaves the listing, and its detail and sub-endpoints answer 404
+        ``not_found`` from now on (no quota charged).
+        The truth methods ``listed_conversations``/``listed_pages``/
+        ``all_conversation_ids`` leave it out; ``conversation_detail`` and the other
+        per-id truth methods still describe what it was.
+        """
+        with self._lock:
+            conv = self._conv(conv_id)
+            if not conv.removed:
+                conv.removed = True
+                self._removed.append(conv_id)
 
     def hide(self, conv_id: str) -> None:
         """Temporarily leave a conversation out of the listing."""
@@ -1151,7 +1172,7 @@ class Sandbox:
             return self._healing_reply(failing, conv_id, tok)
         with self._lock:
             conv = self._convs.get(conv_id)
-            if conv is None:
+            if conv is None or conv.removed:
                 return _error(404, "not_found", f"Conversation {conv_id} not found.")
             over = self._charge(tok, conv_id)
             if over is not None:
