@@ -1450,3 +1450,97 @@ def test_remove_is_permanent_and_everywhere(sandbox: Sandbox) -> None:
     api.error(path, 404, "not_found", template)
     assert sandbox.conversation_detail(cid) == truth
     assert sandbox.server_errors == []
+
+
+# --- disabled departments, inactive users, fresh ones ---------------------------------------
+
+
+def test_disabled_department_is_not_listed_but_still_referenced(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    departments = sandbox.departments()
+    assert len(departments) == 4
+    dep = departments[1]
+    cid = conv_with(
+        sandbox,
+        lambda i: (sandbox.conversation_detail(i)["department"] or {}).get("id") == dep["id"],
+    )
+    referencing = ids(sandbox.listed_conversations(department_id=dep["id"]))
+    assert cid in referencing
+    sandbox.set_department_enabled(dep["id"], enabled=False)
+    listed = api.ok("/departments")["departments"]
+    assert ids(listed) == [departments[i]["id"] for i in (0, 2, 3)]
+    assert listed == sandbox.departments()
+    assert all(d["enabled"] for d in listed)
+    detail = api.ok(f"/conversations/{cid}", "/conversations/{id}")
+    assert detail["department"] == {"id": dep["id"], "name": dep["name"]}
+    walked = api.walk(department_id=dep["id"])
+    assert [c["id"] for p in walked for c in p["conversations"]] == referencing
+    # enabled again: listed in its old place
+    sandbox.set_department_enabled(dep["id"], enabled=True)
+    assert api.ok("/departments")["departments"] == departments
+    with pytest.raises(KeyError):
+        sandbox.set_department_enabled("00000000-0000-4000-8000-000000000000", enabled=False)
+
+
+def test_inactive_user_is_not_listed_but_still_referenced(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    users = sandbox.users()
+    teams = sandbox.teams()
+    assert len(users) == 8
+    user = users[2]
+    cid = conv_with(
+        sandbox, lambda i: (sandbox.conversation_detail(i)["user"] or {}).get("id") == user["id"]
+    )
+    sandbox.set_user_active(user["id"], active=False)
+    listed = api.ok("/users")["users"]
+    assert ids(listed) == [u["id"] for u in users if u["id"] != user["id"]]
+    assert len(listed) == 7
+    assert listed == sandbox.users()
+    assert api.ok("/teams")["teams"] == teams  # still a member of its team
+    detail = api.ok(f"/conversations/{cid}", "/conversations/{id}")
+    assert detail["user"] == {"id": user["id"], "name": user["full_name"], "email": user["email"]}
+    assert cid in ids(sandbox.listed_conversations(user_id=user["id"]))
+    sandbox.set_user_active(user["id"], active=True)
+    assert api.ok("/users")["users"] == users
+    with pytest.raises(KeyError):
+        sandbox.set_user_active("00000000-0000-4000-8000-000000000000", active=False)
+
+
+def test_fresh_departments_and_users(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    team = sandbox.teams()[1]
+    dep_id = sandbox.add_department("Nya kunder & Co")
+    user_id = sandbox.add_user("Ny Användare", team_id=team["id"])
+    departments = api.ok("/departments")["departments"]
+    assert len(departments) == 5
+    assert departments[-1] == {
+        "id": dep_id,
+        "name": "Nya kunder & Co",
+        "slug": "nya-kunder-co",
+        "enabled": True,
+        "display_name": None,
+    }
+    users = api.ok("/users")["users"]
+    assert len(users) == 9
+    assert users[-1] == {
+        "id": user_id,
+        "full_name": "Ny Användare",
+        "email": f"user-{user_id[:8]}@telco-demo.test",
+        "role": "member",
+        "team_id": team["id"],
+        "team_name": team["name"],
+    }
+    members = next(t for t in api.ok("/teams")["teams"] if t["id"] == team["id"])["members"]
+    assert members[-1] == {"id": user_id, "full_name": "Ny Användare", "email": users[-1]["email"]}
+    assert len(members) == len(team["members"]) + 1
+    cid = sandbox.add_conversation(department_id=dep_id, user_id=user_id)
+    listed = api.ok("/conversations", department_id=dep_id)["conversations"]
+    assert ids(listed) == [cid]
+    assert listed[0]["department"] == {"id": dep_id, "name": "Nya kunder & Co"}
+    assert listed[0]["user"] == {"id": user_id, "name": "Ny Användare", "email": users[-1]["email"]}
+    # a conversation without department or user
+    bare = sandbox.add_conversation(department_id=None, user_id=None)
+    detail = api.ok(f"/conversations/{bare}", "/conversations/{id}")
+    assert (detail["department"], detail["user"]) == (None, None)
+    with pytest.raises(KeyError):
+        sandbox.add_user("Nobody", team_id="00000000-0000-4000-8000-000000000000")

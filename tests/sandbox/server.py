@@ -9,6 +9,7 @@ import hmac
 import json
 import math
 import random
+import re
 import socket
 import socketserver
 import threading
@@ -301,12 +302,9 @@ class Sandbox:
         self._resort()
         self._deliveries: list[Delivery] = self._gen.initial_deliveries(self._sorted, demo.id)
         self._notetaker: list[dict[str, Any]] = []
-        self._static = {
-            "/me": self._prefix(self._gen.account),
-            "/users": self._prefix({"users": self._gen.users}),
-            "/teams": self._prefix({"teams": self._gen.teams}),
-            "/departments": self._prefix({"departments": self._gen.departments}),
-        }
+        self._inactive_users: set[str] = set()
+        self._static = {"/me": self._prefix(self._gen.account)}
+        self._rebuild_static()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -608,16 +606,140 @@ class Sandbox:
             return self._conv(conv_id).processed
 
     def users(self) -> list[dict[str, Any]]:
-        """Users as GET /users lists them."""
-        return json.loads(_dumps(self._gen.users))
+        """Users as GET /users lists them (active ones)."""
+        with self._lock:
+            return json.loads(_dumps(self._listed_users()))
 
     def teams(self) -> list[dict[str, Any]]:
         """Teams (with members) as GET /teams lists them."""
-        return json.loads(_dumps(self._gen.teams))
+        with self._lock:
+            return json.loads(_dumps(self._gen.teams))
 
     def departments(self) -> list[dict[str, Any]]:
-        """Departments as GET /departments lists them."""
-        return json.loads(_dumps(self._gen.departments))
+        """Departments as GET /departments lists them (enabled ones)."""
+        with self._lock:
+            return json.loads(_dumps(self._listed_departments()))
+
+    def _listed_users(self) -> list[dict[str, Any]]:
+        return [u for u in self._gen.users if u["id"] not in self._inactive_users]
+
+    def _listed_departments(self) -> list[dict[str, Any]]:
+        return [d for d in self._gen.departments if d["enabled"]]
+
+    def _rebuild_static(self) -> None:
+        """Re-render the cached /users, /teams and /departments bodies."""
+        with self._lock:
+            self._static["/users"] = self._prefix({"users": self._listed_users()})
+            self._static["/teams"] = self._prefix({"teams": self._gen.teams})
+            departments = self._listed_departments()
+            self._static["/departments"] = self._prefix({"departments": departments})
+
+    # --- reference data: departments and users ---------------------------------------
+
+    def set_department_enabled(
+        self,
+        department_id: str,
+        enabled: bool,  # noqa: FBT001 - public interface
+    ) -> None:
+        """Disable (or enable again) a department.
+
+        A disabled one is not listed by GET /departments (nor ``departments()``),
+        but conversations keep referencing it and ``department_id`` still filters.
+
+        Raises:
+            KeyError: unknown department id.
+        """
+        with self._lock:
+            department = next((d for d in self._gen.departments if d["id"] == department_id), None)
+            if department is None:
+                raise KeyError(department_id)
+            department["enabled"] = enabled
+            self._rebuild_static()
+
+    def set_user_active(
+        self,
+        user_id: str,
+        active: bool,  # noqa: FBT001 - public interface
+    ) -> None:
+        """Deactivate (or reactivate) a user.
+
+        An inactive one is not listed by GET /users (nor ``users()``), but
+        conversations keep referencing it and teams keep it as a member.
+
+        Raises:
+            KeyError: unknown user id.
+        """
+        with self._lock:
+            self._gen.user_ref(user_id)  # KeyError when unknown
+            if active:
+                self._inactive_users.discard(user_id)
+            else:
+                self._inactive_users.add(user_id)
+            self._rebuild_static()
+
+    def add_department(
+        self, name: str, slug: str | None = None, display_name: str | None = None
+    ) -> str:
+        """Add an enabled department (listed from now on); returns its id.
+
+        ``slug`` defaults to the name's lowercase ASCII letters and digits joined by
+        ``-``.
+        """
+        with self._lock:
+            department_id = self._new_uuid()
+            if slug is None:
+                slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "department"
+            self._gen.departments.append(
+                {
+                    "id": department_id,
+                    "name": name,
+                    "slug": slug,
+                    "enabled": True,
+                    "display_name": display_name,
+                }
+            )
+            self._rebuild_static()
+            return department_id
+
+    def add_user(
+        self,
+        full_name: str,
+        email: str | None = None,
+        role: str = "member",
+        team_id: str | None = None,
+    ) -> str:
+        """Add an active user (listed from now on, and a member of ``team_id``).
+
+        ``email`` defaults to ``user-<first 8 hex of its id>@telco-demo.test``.
+
+        Returns:
+            The new user's id.
+
+        Raises:
+            KeyError: unknown team id.
+        """
+        with self._lock:
+            team = None
+            if team_id is not None:
+                team = next((t for t in self._gen.teams if t["id"] == team_id), None)
+                if team is None:
+                    raise KeyError(team_id)
+            user_id = self._new_uuid()
+            email = email if email is not None else f"user-{user_id[:8]}@telco-demo.test"
+            self._gen.users.append(
+                {
+                    "id": user_id,
+                    "full_name": full_name,
+                    "email": email,
+                    "role": role,
+                    "team_id": team_id,
+                    "team_name": team["name"] if team is not None else None,
+                }
+            )
+            if team is not None:
+                team["members"].append({"id": user_id, "full_name": full_name, "email": email})
+            self._rebuild_static()
+            return user_id
 
     def account(self) -> dict[str, Any]:
         """The account as GET /me returns it, without _meta."""
