@@ -1154,3 +1154,393 @@ def test_a_delivery_status_changes_from_pending_to_delivered(sandbox: Sandbox) -
     assert listed()["status"] == "delivered"
     assert listed()["delivered_at"] is not None
     assert listed()["attempts"] == 2
+
+
+# --- a shared clock: the sandbox's now is whatever its clock says ---------------------------
+
+
+class SimClock:
+    """A settable clock: the sandbox's now is ``.now`` until a test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def sim_ok(api: Api, clock: SimClock, path: str, template: str | None = None, **params: Any) -> Any:
+    """Like ``Api.ok`` but ``_meta.timestamp`` must be the simulated now, not the real one."""
+    response = api.get(path, **params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    validate(body, response_schema_ref(template or path, "get", 200))
+    assert body.pop("_meta") == {
+        "token_prefix": api.token[:11],
+        "timestamp": clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    return body
+
+
+def sim_walk(api: Api, clock: SimClock) -> list[str]:
+    """Every id a client following next_cursor lists."""
+    out: list[str] = []
+    params: dict[str, str] = {}
+    while True:
+        page = sim_ok(api, clock, "/conversations", **params)
+        out += ids(page["conversations"])
+        if not page["pagination"]["has_more"]:
+            return out
+        params["cursor"] = page["pagination"]["next_cursor"]
+
+
+def dated_ids(sb: Sandbox, lo: datetime, hi: datetime) -> list[str]:
+    """Ids of stored conversations dated within [lo, hi], newest first (ties: id desc)."""
+    dates = {
+        i: parse_ts(sb.conversation_detail(i, include_transcript=False)["date"])
+        for i in sb.all_conversation_ids()
+    }
+    chosen = [i for i, d in dates.items() if lo <= d <= hi]
+    return sorted(chosen, key=lambda i: (dates[i], i), reverse=True)
+
+
+SIM_START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def test_the_sandbox_clock_moves_the_listing_window_and_timestamps(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    clock = SimClock(SIM_START)
+    sb = sandbox_factory(clock=clock)
+    api = Api(sb)
+    assert sb.anchor == SIM_START
+    assert sb.now() == SIM_START
+    before = sim_walk(api, clock)
+    assert before == ids(sb.listed_conversations())
+    assert before == dated_ids(sb, SIM_START - timedelta(days=30), SIM_START)
+    seeded_deliveries = sb.webhook_deliveries()
+    assert seeded_deliveries  # the last 7 days of the start had some
+    assert all(
+        SIM_START - parse_ts(d["created_at"]) <= timedelta(days=7) for d in seeded_deliveries
+    )
+
+    clock.now = SIM_START + timedelta(days=10)
+    after = sim_walk(api, clock)
+    assert after == dated_ids(sb, SIM_START - timedelta(days=20), SIM_START)
+    assert after == ids(sb.listed_conversations())
+    assert (len(before), len(after)) == (91, 59)
+    assert after == before[: len(after)]  # the oldest 32 fell out of the window
+    assert [p for page in sb.listed_pages() for p in ids(page)] == after
+    # the seeded deliveries are all older than 7 days now
+    assert sb.webhook_deliveries() == []
+    assert sim_ok(api, clock, "/webhooks/deliveries") == {"deliveries": []}
+
+    # late data is dated by the sandbox clock
+    cid = sb.add_conversation()
+    stamp = "2026-03-11T10:00:00.000Z"
+    listed = sim_ok(api, clock, "/conversations", limit="1")["conversations"]
+    assert ids(listed) == [cid]
+    assert listed[0]["date"] == stamp
+    summary = sim_ok(api, clock, f"/conversations/{cid}/summary", "/conversations/{id}/summary")
+    assert (summary["created_at"], summary["updated_at"]) == (stamp, stamp)
+    delivery = sim_ok(api, clock, "/webhooks/deliveries")["deliveries"]
+    assert [(d["resource_id"], d["created_at"]) for d in delivery] == [(cid, stamp)]
+    # a conversation dated after the sandbox's now is not listed until the clock passes it
+    later = sb.add_conversation(date=SIM_START + timedelta(days=10, hours=2))
+    assert ids(sim_ok(api, clock, "/conversations", limit="1")["conversations"]) == [cid]
+    clock.now = SIM_START + timedelta(days=10, hours=3)
+    sb.set_processed(later, processed=True)
+    assert sb.summary(later)["updated_at"] == "2026-03-11T13:00:00.000Z"  # type: ignore[index]
+    assert ids(sim_ok(api, clock, "/conversations", limit="2")["conversations"]) == [later, cid]
+    request = sb.notetaker_requests()
+    assert request == []
+    answer = api.post("/notetaker", {"meeting_url": "https://zoom.us/j/1"})
+    assert answer.status_code == 201
+    assert answer.json()["created_at"] == "2026-03-11T13:00:00.000Z"
+    # the rate limit's headers stay on real time
+    reset = int(api.get("/me").headers["X-RateLimit-Reset"])
+    assert time.time() - 1 <= reset <= time.time() + 61
+    # back to the real clock: the window follows it again
+    sb.clock = None
+    assert abs(sb.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_the_quota_day_follows_the_sandbox_clock(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    clock = SimClock(datetime(2026, 3, 1, 23, 59, 30, tzinfo=UTC))
+    sb = sandbox_factory(clock=clock, daily_quota=2)
+    api = Api(sb)
+    a, b, c = ids(sb.listed_conversations()[:3])
+    for cid in (a, b):
+        assert api.get(f"/conversations/{cid}").status_code == 200
+    over = api.get(f"/conversations/{c}")
+    assert (over.status_code, over.json()["error"]) == (429, "quota_exceeded")
+    assert over.headers["Retry-After"] == "30"  # to midnight of the sandbox clock
+    clock.now = datetime(2026, 3, 1, 23, 59, 59, 500_000, tzinfo=UTC)
+    assert api.get(f"/conversations/{c}").headers["Retry-After"] == "1"
+    assert sb.counters.quota_used() == 2
+    clock.now = datetime(2026, 3, 2, 0, 0, 0, 1000, tzinfo=UTC)  # midnight passed
+    assert sb.counters.quota_used() == 0
+    assert api.get(f"/conversations/{c}").status_code == 200
+    assert api.get(f"/conversations/{a}").status_code == 200
+    assert sb.counters.quota_used() == 2
+    over = api.get(f"/conversations/{b}")
+    assert over.status_code == 429
+    assert over.headers["Retry-After"] == "86400"
+    # new_day() still works on top of the clock's day
+    sb.new_day()
+    assert sb.counters.quota_used() == 0
+    assert api.get(f"/conversations/{b}").status_code == 200
+    assert sb.counters.quota_used() == 1
+    # a clock going back to the earlier day is a different day key: fresh usage
+    clock.now = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
+    assert sb.counters.quota_used() == 0
+    assert sb.counters.requests(status=429) == 3
+
+
+# --- answers that heal later --------------------------------------------------------------
+
+
+def bare_detail(sb: Sandbox, conv_id: str) -> dict[str, Any]:
+    """The detail without transcript and insights (what a plain GET answers)."""
+    return sb.conversation_detail(conv_id, include_transcript=False, include_insights=False)
+
+
+def complete_conv(sb: Sandbox, skip: int = 0) -> str:
+    """A listed conversation whose every endpoint answers 200 (summary and transcript)."""
+    complete = [
+        c["id"]
+        for c in sb.listed_conversations()
+        if sb.summary(c["id"]) is not None and sb.transcript(c["id"]) is not None
+    ]
+    return complete[skip]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "code"),
+    [
+        ("detail", 404, "not_found"),
+        ("summary", 500, "internal_error"),
+        ("transcript", 502, "internal_error"),
+        ("insights", 503, "internal_error"),
+        ("recording", 404, "not_found"),
+        ("detail", 429, "rate_limited"),
+    ],
+)
+def test_fail_next_answers_exactly_times_then_heals(
+    sandbox: Sandbox, endpoint: str, status: int, code: str
+) -> None:
+    cid, other = complete_conv(sandbox), complete_conv(sandbox, 1)
+    path = f"/conversations/{cid}" + ("" if endpoint == "detail" else f"/{endpoint}")
+    template = "/conversations/{id}" + ("" if endpoint == "detail" else f"/{endpoint}")
+    sandbox.fail_next(cid, endpoint, times=3, status=status)
+    api = Api(sandbox)
+    # another conversation's same endpoint is not affected (and consumes nothing)
+    api.ok(path.replace(cid, other), template)
+    for _ in range(3):
+        response = api.get(path)
+        body = response.json()
+        assert response.status_code == status, response.text
+        validate(body, "#/components/schemas/Error")
+        assert body["error"] == code
+        assert "Retry-After" not in response.headers  # retry_after=None: no header
+        assert "X-RateLimit-Limit" in response.headers
+    assert sandbox.counters.quota_used() == 1  # only `other`
+    assert sandbox.counters.faults_injected["fail_next"] == 3
+    assert sandbox.counters.retry_after_violations() == 0
+    healed = api.ok(path, template)
+    if endpoint == "detail":
+        assert healed == bare_detail(sandbox, cid)
+    assert api.ok(path, template) == healed
+    assert sandbox.counters.quota_used() == 2
+    assert sandbox.counters.faults_injected["fail_next"] == 3
+    assert sandbox.counters.by_endpoint()[template] == {200: 3, status: 3}
+    assert sandbox.server_errors == []
+
+
+def test_fail_next_queues_and_429_retry_after_is_policed_and_free(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sb = sandbox_factory(rate_limit=3, rate_window_seconds=60.0)
+    cid = complete_conv(sb)
+    api = Api(sb)
+    path = f"/conversations/{cid}/summary"
+    sb.fail_next(cid, "summary", times=2, status=429, retry_after=7)
+    sb.fail_next(cid, "summary", times=1, status=503)
+    sb.fail_next(cid, "summary", times=1, status=429)
+    first = api.get(path)
+    assert (first.status_code, first.json()["error"]) == (429, "rate_limited")
+    assert first.headers["Retry-After"] == "7"
+    second = api.get(path)  # 7 s early: counted as a violation
+    assert (second.status_code, second.headers["Retry-After"]) == (429, "7")
+    assert sb.counters.retry_after_violations(sb.token) == 1
+    third = api.get(path)
+    assert (third.status_code, third.json()["error"]) == (503, "internal_error")
+    fourth = api.get(path)
+    assert fourth.status_code == 429
+    assert "Retry-After" not in fourth.headers
+    assert sb.counters.faults_injected["fail_next"] == 4
+    assert sb.counters.quota_used() == 0
+    # the three 429s did not count against the window of 3; the 503 did
+    assert [api.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    assert sb.counters.requests(endpoint="/conversations/{id}/summary", status=429) == 4
+    assert sb.counters.quota_used() == 1
+    with pytest.raises(ValueError, match="endpoint"):
+        sb.fail_next(cid, "teams")
+    with pytest.raises(ValueError, match="status"):
+        sb.fail_next(cid, "detail", status=418)
+    with pytest.raises(ValueError, match="times"):
+        sb.fail_next(cid, "detail", times=0)
+    with pytest.raises(KeyError):
+        sb.fail_next("00000000-0000-4000-8000-000000000000", "detail")
+    assert sb.server_errors == []
+
+
+def test_answer_as_serves_another_detail_then_heals(sandbox: Sandbox) -> None:
+    cid, other = complete_conv(sandbox), complete_conv(sandbox, 1)
+    api = Api(sandbox)
+    sandbox.answer_as(cid, other, times=2)
+    path, template = f"/conversations/{cid}", "/conversations/{id}"
+    wrong = api.ok(path, template, include_transcript="true", include_insights="true")
+    assert wrong == sandbox.conversation_detail(other)
+    assert wrong["id"] == other
+    # sub-resources are not affected
+    assert api.ok(f"{path}/summary", f"{template}/summary") == sandbox.summary(cid)
+    assert api.ok(path, template) == bare_detail(sandbox, other)
+    assert sandbox.counters.faults_injected["answer_as"] == 2
+    assert api.ok(path, template) == bare_detail(sandbox, cid)
+    assert api.ok(path, template)["id"] == cid
+    assert sandbox.counters.faults_injected["answer_as"] == 2
+    assert sandbox.counters.faults_injected["fail_next"] == 0
+    assert sandbox.counters.quota_used() == 1  # charged for the requested id only
+    assert sandbox.counters.by_endpoint()[template] == {200: 4}
+    with pytest.raises(KeyError):
+        sandbox.answer_as(cid, "00000000-0000-4000-8000-000000000000")
+
+
+# --- removal --------------------------------------------------------------------------------
+
+
+def test_remove_is_permanent_and_everywhere(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    before = ids(sandbox.listed_conversations())
+    stored = sandbox.all_conversation_ids()
+    cid, other = before[3], before[7]
+    truth = sandbox.conversation_detail(cid)
+    assert sandbox.removed_ids() == []
+    sandbox.remove(cid)
+    sandbox.remove(other)
+    sandbox.remove(cid)  # idempotent
+    assert sandbox.removed_ids() == [cid, other]
+    expected = [i for i in before if i not in (cid, other)]
+    assert len(expected) == len(before) - 2
+    assert ids(sandbox.listed_conversations()) == expected
+    assert [c["id"] for p in api.walk() for c in p["conversations"]] == expected
+    assert sandbox.all_conversation_ids() == [i for i in stored if i not in (cid, other)]
+    path, template = f"/conversations/{cid}", "/conversations/{id}"
+    api.error(path, 404, "not_found", template)
+    for sub in ("summary", "transcript", "insights", "recording"):
+        api.error(f"{path}/{sub}", 404, "not_found", f"{template}/{sub}")
+    assert sandbox.counters.quota_used() == 0
+    assert sandbox.counters.by_endpoint()[template] == {404: 1}
+    # unlike hide: unhide does not bring it back; the truth of what it was remains
+    sandbox.unhide(cid)
+    assert cid not in ids(sandbox.listed_conversations())
+    api.error(path, 404, "not_found", template)
+    assert sandbox.conversation_detail(cid) == truth
+    assert sandbox.server_errors == []
+
+
+# --- disabled departments, inactive users, fresh ones ---------------------------------------
+
+
+def test_disabled_department_is_not_listed_but_still_referenced(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    departments = sandbox.departments()
+    assert len(departments) == 4
+    dep = departments[1]
+    cid = conv_with(
+        sandbox,
+        lambda i: (sandbox.conversation_detail(i)["department"] or {}).get("id") == dep["id"],
+    )
+    referencing = ids(sandbox.listed_conversations(department_id=dep["id"]))
+    assert cid in referencing
+    sandbox.set_department_enabled(dep["id"], enabled=False)
+    listed = api.ok("/departments")["departments"]
+    assert ids(listed) == [departments[i]["id"] for i in (0, 2, 3)]
+    assert listed == sandbox.departments()
+    assert all(d["enabled"] for d in listed)
+    detail = api.ok(f"/conversations/{cid}", "/conversations/{id}")
+    assert detail["department"] == {"id": dep["id"], "name": dep["name"]}
+    walked = api.walk(department_id=dep["id"])
+    assert [c["id"] for p in walked for c in p["conversations"]] == referencing
+    # enabled again: listed in its old place
+    sandbox.set_department_enabled(dep["id"], enabled=True)
+    assert api.ok("/departments")["departments"] == departments
+    with pytest.raises(KeyError):
+        sandbox.set_department_enabled("00000000-0000-4000-8000-000000000000", enabled=False)
+
+
+def test_inactive_user_is_not_listed_but_still_referenced(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    users = sandbox.users()
+    teams = sandbox.teams()
+    assert len(users) == 8
+    user = users[2]
+    cid = conv_with(
+        sandbox, lambda i: (sandbox.conversation_detail(i)["user"] or {}).get("id") == user["id"]
+    )
+    sandbox.set_user_active(user["id"], active=False)
+    listed = api.ok("/users")["users"]
+    assert ids(listed) == [u["id"] for u in users if u["id"] != user["id"]]
+    assert len(listed) == 7
+    assert listed == sandbox.users()
+    assert api.ok("/teams")["teams"] == teams  # still a member of its team
+    detail = api.ok(f"/conversations/{cid}", "/conversations/{id}")
+    assert detail["user"] == {"id": user["id"], "name": user["full_name"], "email": user["email"]}
+    assert cid in ids(sandbox.listed_conversations(user_id=user["id"]))
+    sandbox.set_user_active(user["id"], active=True)
+    assert api.ok("/users")["users"] == users
+    with pytest.raises(KeyError):
+        sandbox.set_user_active("00000000-0000-4000-8000-000000000000", active=False)
+
+
+def test_fresh_departments_and_users(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    team = sandbox.teams()[1]
+    dep_id = sandbox.add_department("Nya kunder & Co")
+    user_id = sandbox.add_user("Ny Användare", team_id=team["id"])
+    departments = api.ok("/departments")["departments"]
+    assert len(departments) == 5
+    assert departments[-1] == {
+        "id": dep_id,
+        "name": "Nya kunder & Co",
+        "slug": "nya-kunder-co",
+        "enabled": True,
+        "display_name": None,
+    }
+    users = api.ok("/users")["users"]
+    assert len(users) == 9
+    assert users[-1] == {
+        "id": user_id,
+        "full_name": "Ny Användare",
+        "email": f"user-{user_id[:8]}@telco-demo.test",
+        "role": "member",
+        "team_id": team["id"],
+        "team_name": team["name"],
+    }
+    members = next(t for t in api.ok("/teams")["teams"] if t["id"] == team["id"])["members"]
+    assert members[-1] == {"id": user_id, "full_name": "Ny Användare", "email": users[-1]["email"]}
+    assert len(members) == len(team["members"]) + 1
+    cid = sandbox.add_conversation(department_id=dep_id, user_id=user_id)
+    listed = api.ok("/conversations", department_id=dep_id)["conversations"]
+    assert ids(listed) == [cid]
+    assert listed[0]["department"] == {"id": dep_id, "name": "Nya kunder & Co"}
+    assert listed[0]["user"] == {"id": user_id, "name": "Ny Användare", "email": users[-1]["email"]}
+    # a conversation without department or user
+    bare = sandbox.add_conversation(department_id=None, user_id=None)
+    detail = api.ok(f"/conversations/{bare}", "/conversations/{id}")
+    assert (detail["department"], detail["user"]) == (None, None)
+    with pytest.raises(KeyError):
+        sandbox.add_user("Nobody", team_id="00000000-0000-4000-8000-000000000000")

@@ -1,8 +1,9 @@
 # Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
 """Deterministic fake data for the sandbox API.
 
-Everything here is derived from a seed and an *anchor* (the sandbox's start time,
-real UTC clock): the same seed and size give the same ids, texts and relative dates.
+Everything here is derived from a seed and an *anchor* (the sandbox's start time on
+its clock, the real UTC clock by default): the same seed and size give the same ids,
+texts and relative dates.
 """
 
 from __future__ import annotations
@@ -66,10 +67,14 @@ def to_utc(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
-def now_ms() -> datetime:
-    """Return the current UTC time truncated to milliseconds."""
-    dt = datetime.now(UTC)
+def truncate_ms(dt: datetime) -> datetime:
+    """Drop the sub-millisecond part (the API's timestamps have milliseconds)."""
     return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def now_ms() -> datetime:
+    """Return the current real UTC time truncated to milliseconds."""
+    return truncate_ms(datetime.now(UTC))
 
 
 def is_uuid(value: str) -> bool:
@@ -207,6 +212,7 @@ class Conversation:
     recording_expires_at: datetime
     processed: bool = True
     hidden: bool = False
+    removed: bool = False  # deleted for good: not listed, every endpoint 404
     summary_created_at: datetime | None = None
     summary_updated_at: datetime | None = None
     list_json: bytes | None = field(default=None, repr=False)
@@ -463,12 +469,16 @@ class DataGenerator:
         position: int | None = None,
         n: int = 0,
         processed: bool = True,
+        now: datetime | None = None,
     ) -> Conversation:
         """Generate one conversation at ``date``.
 
         ``position`` (0 = newest of the initial store) forces guaranteed features;
         ``None`` is a late conversation (always gets a summary and a transcript).
+        ``now`` (default: the anchor) bounds its summary times and dates its
+        recording's expiry.
         """
+        now = self.anchor if now is None else now
         rng = self.rng
         conv_id = self.uuid()
         if position is not None and position < len(MEDIUMS):
@@ -518,7 +528,7 @@ class DataGenerator:
         insights = [self._insight(n_segments) for _ in range(rng.choice((0, 0, 1, 2, 3, 5)))]
         has_recording = spoken and rng.random() < 0.85
         delay = timedelta(seconds=(duration or 0) + rng.randrange(60, 900))
-        created = min(date + delay, self.anchor)
+        created = min(date + delay, now)
         updated = created + timedelta(seconds=rng.choice((0, 0, 5, 20, 3600)))
         conv = Conversation(
             id=conv_id,
@@ -536,10 +546,10 @@ class DataGenerator:
             full_transcript=transcript,
             full_insights=insights,
             has_recording=has_recording,
-            recording_expires_at=self.anchor + timedelta(days=7),
+            recording_expires_at=now + timedelta(days=7),
             processed=processed,
             summary_created_at=created if summary is not None else None,
-            summary_updated_at=min(updated, self.anchor) if summary is not None else None,
+            summary_updated_at=min(updated, now) if summary is not None else None,
         )
         if position is None:
             # late data: always has something to fill in once processed

@@ -9,12 +9,14 @@ import hmac
 import json
 import math
 import random
+import re
 import socket
 import socketserver
 import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formatdate
@@ -35,9 +37,9 @@ from tests.sandbox.data import (
     Delivery,
     is_uuid,
     iso,
-    now_ms,
     parse_iso,
     to_utc,
+    truncate_ms,
 )
 from tests.sandbox.state import (
     ALL_SCOPES,
@@ -50,7 +52,7 @@ from tests.sandbox.state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
     from typing_extensions import Self
@@ -76,6 +78,12 @@ ENDPOINT_SCOPE: dict[str, str | None] = {
 }
 ENDPOINT_METHOD = {ep: ("POST" if ep == "/notetaker" else "GET") for ep in ENDPOINT_SCOPE}
 _STATIC_ENDPOINTS = {"/me", "/users", "/teams", "/departments"}
+#: ``fail_next`` endpoint names -> endpoint templates
+HEALING_ENDPOINTS = {
+    "detail": "/conversations/{id}",
+    **{sub: f"/conversations/{{id}}/{sub}" for sub in SUBRESOURCES},
+}
+HEALING_STATUSES = frozenset({404, 429, 500, 502, 503})
 _NOTETAKER_HOSTS = {
     "zoom.us": "zoom",
     "teams.microsoft.com": "microsoft_teams",
@@ -107,6 +115,17 @@ class Reply:
     delay: float = 0.0
     truncate: bool = False
     drop: bool = False
+    rate_exempt: bool = False  # an injected 429: does not count against the window
+
+
+@dataclass
+class _Pending:
+    """Answers still owed by ``fail_next`` (status) or ``answer_as`` (other id)."""
+
+    remaining: int
+    status: int = 0
+    retry_after: int | None = None
+    other_id: str = ""
 
 
 def _error(status: int, code: str, message: str, **extra: str) -> Reply:
@@ -217,8 +236,11 @@ def _parse_list_query(query: dict[str, list[str]]) -> tuple[_ListFilters, int]:
     return filters, limit
 
 
-def _seconds_to_utc_midnight() -> int:
-    now = datetime.now(UTC)
+def _real_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seconds_to_utc_midnight(now: datetime) -> int:
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, math.ceil((midnight - now).total_seconds()))
 
@@ -227,8 +249,9 @@ class Sandbox:
     """A real HTTP server on loopback that behaves like the vendor's REST API (v1).
 
     Data is deterministic from ``seed`` and ``conversations``; dates are relative
-    to the moment the sandbox is created (real UTC clock). See README.md beside
-    this file for the knobs.
+    to the moment the sandbox is created on its clock (``clock``: a function
+    returning an aware UTC datetime, settable later as ``sb.clock``; ``None`` = the
+    real UTC clock). See README.md beside this file for the knobs.
     """
 
     def __init__(  # noqa: PLR0913, PLR0917 - the public constructor's knobs
@@ -241,12 +264,14 @@ class Sandbox:
         latency_ms: float = 0.0,
         port: int = 0,
         host: str = "127.0.0.1",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Build the data; call :meth:`start` to serve it."""
         self.seed = seed
         self.host = host
         self.port = port
-        self.anchor = now_ms()
+        self.clock = clock
+        self.anchor = self._now_ms()
         self.faults = Faults(latency_ms=latency_ms)
         self.counters = Counters(self._quota_used)
         self.server_errors: list[str] = []  # tracebacks of handler bugs (answered 500)
@@ -255,6 +280,9 @@ class Sandbox:
         self._rate_window = rate_window_seconds
         self._daily_quota = daily_quota
         self._day_offset = 0
+        self._removed: list[str] = []
+        self._failing: dict[tuple[str, str], deque[_Pending]] = {}
+        self._answering_as: dict[str, deque[_Pending]] = {}
         self._fault_seq = 0
         self._fault_rng = random.Random(f"{seed}:faults")
         self._rng = random.Random(f"{seed}:runtime")
@@ -274,14 +302,34 @@ class Sandbox:
         self._resort()
         self._deliveries: list[Delivery] = self._gen.initial_deliveries(self._sorted, demo.id)
         self._notetaker: list[dict[str, Any]] = []
-        self._static = {
-            "/me": self._prefix(self._gen.account),
-            "/users": self._prefix({"users": self._gen.users}),
-            "/teams": self._prefix({"teams": self._gen.teams}),
-            "/departments": self._prefix({"departments": self._gen.departments}),
-        }
+        self._inactive_users: set[str] = set()
+        self._static = {"/me": self._prefix(self._gen.account)}
+        self._rebuild_static()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    # --- the clock -------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The sandbox's notion of now (every date-dependent answer reads it).
+
+        Assign a function returning an aware UTC datetime (a naive one counts as
+        UTC) to move the sandbox's time; ``None`` restores the real UTC clock. The
+        rate limit's window and ``X-RateLimit-*`` headers stay on real time.
+        """
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime] | None) -> None:
+        self._clock = value if value is not None else _real_now
+
+    def now(self) -> datetime:
+        """The current moment on the sandbox's clock, in UTC."""
+        return to_utc(self._clock())
+
+    def _now_ms(self) -> datetime:
+        return truncate_ms(self.now())
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -420,7 +468,7 @@ class Sandbox:
         self.counters.reset()
 
     def _day_key(self) -> tuple[str, int]:
-        return (datetime.now(UTC).date().isoformat(), self._day_offset)
+        return (self.now().date().isoformat(), self._day_offset)
 
     def _quota_used(self, token: str | None) -> int:
         with self._lock:
@@ -456,7 +504,7 @@ class Sandbox:
                     continue
                 if c.date < lower:
                     break  # sorted newest first: everything after is older
-                if c.hidden:
+                if c.hidden or c.removed:
                     continue
                 if f.medium is not None and c.medium != f.medium:
                     continue
@@ -494,14 +542,14 @@ class Sandbox:
         cursor walk loses at a page boundary (equal dates) are included; see
         :meth:`listed_pages` for exactly what paging returns.
         """
-        selected = self._select(self._truth_filters(filters), datetime.now(UTC))
+        selected = self._select(self._truth_filters(filters), self.now())
         return [c.list_item() for c in selected]
 
     def listed_pages(self, limit: int = MAX_PAGE, **filters: Any) -> list[list[dict[str, Any]]]:
         """Exactly the pages a client following ``next_cursor`` gets right now."""
         f = self._truth_filters(filters)
         pages: list[list[dict[str, Any]]] = []
-        now = datetime.now(UTC)
+        now = self.now()
         while True:
             selected = self._select(f, now)
             page = selected[: min(limit, MAX_PAGE)]
@@ -511,9 +559,14 @@ class Sandbox:
             f.cursor = page[-1].date
 
     def all_conversation_ids(self) -> list[str]:
-        """Every conversation in the store (listed or not), newest first."""
+        """Every conversation in the store (listed or not), newest first; not removed ones."""
         with self._lock:
-            return [c.id for c in self._sorted]
+            return [c.id for c in self._sorted if not c.removed]
+
+    def removed_ids(self) -> list[str]:
+        """Conversations taken away by :meth:`remove`, in the order they were removed."""
+        with self._lock:
+            return list(self._removed)
 
     def conversation_detail(
         self,
@@ -553,16 +606,140 @@ class Sandbox:
             return self._conv(conv_id).processed
 
     def users(self) -> list[dict[str, Any]]:
-        """Users as GET /users lists them."""
-        return json.loads(_dumps(self._gen.users))
+        """Users as GET /users lists them (active ones)."""
+        with self._lock:
+            return json.loads(_dumps(self._listed_users()))
 
     def teams(self) -> list[dict[str, Any]]:
         """Teams (with members) as GET /teams lists them."""
-        return json.loads(_dumps(self._gen.teams))
+        with self._lock:
+            return json.loads(_dumps(self._gen.teams))
 
     def departments(self) -> list[dict[str, Any]]:
-        """Departments as GET /departments lists them."""
-        return json.loads(_dumps(self._gen.departments))
+        """Departments as GET /departments lists them (enabled ones)."""
+        with self._lock:
+            return json.loads(_dumps(self._listed_departments()))
+
+    def _listed_users(self) -> list[dict[str, Any]]:
+        return [u for u in self._gen.users if u["id"] not in self._inactive_users]
+
+    def _listed_departments(self) -> list[dict[str, Any]]:
+        return [d for d in self._gen.departments if d["enabled"]]
+
+    def _rebuild_static(self) -> None:
+        """Re-render the cached /users, /teams and /departments bodies."""
+        with self._lock:
+            self._static["/users"] = self._prefix({"users": self._listed_users()})
+            self._static["/teams"] = self._prefix({"teams": self._gen.teams})
+            departments = self._listed_departments()
+            self._static["/departments"] = self._prefix({"departments": departments})
+
+    # --- reference data: departments and users ---------------------------------------
+
+    def set_department_enabled(
+        self,
+        department_id: str,
+        enabled: bool,  # noqa: FBT001 - public interface
+    ) -> None:
+        """Disable (or enable again) a department.
+
+        A disabled one is not listed by GET /departments (nor ``departments()``),
+        but conversations keep referencing it and ``department_id`` still filters.
+
+        Raises:
+            KeyError: unknown department id.
+        """
+        with self._lock:
+            department = next((d for d in self._gen.departments if d["id"] == department_id), None)
+            if department is None:
+                raise KeyError(department_id)
+            department["enabled"] = enabled
+            self._rebuild_static()
+
+    def set_user_active(
+        self,
+        user_id: str,
+        active: bool,  # noqa: FBT001 - public interface
+    ) -> None:
+        """Deactivate (or reactivate) a user.
+
+        An inactive one is not listed by GET /users (nor ``users()``), but
+        conversations keep referencing it and teams keep it as a member.
+
+        Raises:
+            KeyError: unknown user id.
+        """
+        with self._lock:
+            self._gen.user_ref(user_id)  # KeyError when unknown
+            if active:
+                self._inactive_users.discard(user_id)
+            else:
+                self._inactive_users.add(user_id)
+            self._rebuild_static()
+
+    def add_department(
+        self, name: str, slug: str | None = None, display_name: str | None = None
+    ) -> str:
+        """Add an enabled department (listed from now on); returns its id.
+
+        ``slug`` defaults to the name's lowercase ASCII letters and digits joined by
+        ``-``.
+        """
+        with self._lock:
+            department_id = self._new_uuid()
+            if slug is None:
+                slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "department"
+            self._gen.departments.append(
+                {
+                    "id": department_id,
+                    "name": name,
+                    "slug": slug,
+                    "enabled": True,
+                    "display_name": display_name,
+                }
+            )
+            self._rebuild_static()
+            return department_id
+
+    def add_user(
+        self,
+        full_name: str,
+        email: str | None = None,
+        role: str = "member",
+        team_id: str | None = None,
+    ) -> str:
+        """Add an active user (listed from now on, and a member of ``team_id``).
+
+        ``email`` defaults to ``user-<first 8 hex of its id>@telco-demo.test``.
+
+        Returns:
+            The new user's id.
+
+        Raises:
+            KeyError: unknown team id.
+        """
+        with self._lock:
+            team = None
+            if team_id is not None:
+                team = next((t for t in self._gen.teams if t["id"] == team_id), None)
+                if team is None:
+                    raise KeyError(team_id)
+            user_id = self._new_uuid()
+            email = email if email is not None else f"user-{user_id[:8]}@telco-demo.test"
+            self._gen.users.append(
+                {
+                    "id": user_id,
+                    "full_name": full_name,
+                    "email": email,
+                    "role": role,
+                    "team_id": team_id,
+                    "team_name": team["name"] if team is not None else None,
+                }
+            )
+            if team is not None:
+                team["members"].append({"id": user_id, "full_name": full_name, "email": email})
+            self._rebuild_static()
+            return user_id
 
     def account(self) -> dict[str, Any]:
         """The account as GET /me returns it, without _meta."""
@@ -570,7 +747,7 @@ class Sandbox:
 
     def webhook_deliveries(self, token_id: str | None = None) -> list[dict[str, Any]]:
         """Deliveries of the last 7 days, newest first (as the endpoint lists them)."""
-        floor = datetime.now(UTC) - WEBHOOK_WINDOW
+        floor = self.now() - WEBHOOK_WINDOW
         with self._lock:
             chosen = [
                 d
@@ -616,11 +793,12 @@ class Sandbox:
     ) -> str:
         """Add the next deterministic conversation; listed from now on.
 
-        ``date`` defaults to now; a past date models a conversation that appears in
-        the list after its date. ``processed=False``: no summary, transcript or
-        insights until :meth:`set_processed`. ``overrides`` replace generated fields
-        (``department_id``/``user_id`` pick a department/user by id; ``summary``,
-        ``transcript`` (segments list) and ``insights`` set the processed content).
+        ``date`` defaults to now (the sandbox clock); a past date models a
+        conversation that appears in the list after its date. ``processed=False``:
+        no summary, transcript or insights until :meth:`set_processed`.
+        ``overrides`` replace generated fields (``department_id``/``user_id`` pick
+        a department/user by id; ``summary``, ``transcript`` (segments list) and
+        ``insights`` set the processed content).
 
         Returns:
             The new conversation id.
@@ -629,14 +807,14 @@ class Sandbox:
         if unknown:
             msg = f"unknown overrides: {sorted(unknown)}"
             raise TypeError(msg)
-        when = now_ms() if date is None else to_utc(date)
+        now = self._now_ms()
+        when = now if date is None else to_utc(date)
         with self._lock:
-            conv = self._gen.conversation(when, processed=processed)
+            conv = self._gen.conversation(when, processed=processed, now=now)
             self._apply_overrides(conv, overrides)
             if conv.id in self._convs:
                 msg = f"duplicate conversation id {conv.id}"
                 raise ValueError(msg)
-            now = now_ms()
             conv.summary_created_at = now if conv.full_summary is not None else None
             conv.summary_updated_at = conv.summary_created_at
             self._convs[conv.id] = conv
@@ -676,7 +854,7 @@ class Sandbox:
             conv = self._conv(conv_id)
             conv.processed = processed
             if processed:
-                now = now_ms()
+                now = self._now_ms()
                 if conv.summary_created_at is None:
                     conv.summary_created_at = now
                 conv.summary_updated_at = now
@@ -687,19 +865,119 @@ class Sandbox:
         self, conv_id: str, status: str = "pending", created_at: datetime | None = None
     ) -> str:
         """Record a ``conversation.completed`` delivery with ``status``; returns its id."""
-        return self._record_delivery(conv_id, created_at or now_ms(), status, None)
+        return self._record_delivery(conv_id, created_at or self._now_ms(), status, None)
 
     def set_delivery_status(self, delivery_id: str, status: str) -> None:
         """Change a delivery's status (``delivered`` also sets ``delivered_at``)."""
         with self._lock:
             delivery = next(d for d in self._deliveries if d.id == delivery_id)
-            now = now_ms()
+            now = self._now_ms()
             delivery.status = status
             delivery.attempts += 1
             delivery.last_attempt_at = now
             if status == "delivered":
                 delivery.delivered_at = now
                 delivery.response_status = 200
+
+    # --- answers that heal later ---------------------------------------------------
+
+    def fail_next(
+        self,
+        conv_id: str,
+        endpoint: str,
+        times: int = 1,
+        status: int = 404,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        """The next ``times`` requests of one conversation's endpoint answer ``status``.
+
+        ``endpoint``: ``"detail"``, ``"summary"``, ``"transcript"``, ``"insights"``
+        or ``"recording"``. ``status`` 404 answers ``not_found`` like a real unknown
+        id; 500/502/503 ``internal_error``; 429 ``rate_limited`` with a
+        ``Retry-After: retry_after`` header (none when ``None``). These answers
+        charge no quota (and a 429 does not count against the rate window); after
+        them the endpoint answers normally again. Calls queue up in order.
+
+        Raises:
+            KeyError: unknown conversation.
+            ValueError: unknown endpoint, status or a non-positive ``times``.
+        """
+        if endpoint not in HEALING_ENDPOINTS:
+            msg = f"endpoint must be one of {sorted(HEALING_ENDPOINTS)}, got {endpoint!r}"
+            raise ValueError(msg)
+        if status not in HEALING_STATUSES:
+            msg = f"status must be one of {sorted(HEALING_STATUSES)}, got {status}"
+            raise ValueError(msg)
+        if times <= 0:
+            msg = f"times must be positive, got {times}"
+            raise ValueError(msg)
+        with self._lock:
+            self._conv(conv_id)
+            queue = self._failing.setdefault((conv_id, HEALING_ENDPOINTS[endpoint]), deque())
+            queue.append(_Pending(times, status=status, retry_after=retry_after))
+
+    def answer_as(self, conv_id: str, other_id: str, times: int = 1) -> None:
+        """The next ``times`` detail requests of ``conv_id`` answer ``other_id``'s detail.
+
+        A replica/caching bug: the body is the other conversation's (with the
+        requested ``include_*`` parts); the quota is charged for ``conv_id``.
+
+        Raises:
+            KeyError: unknown conversation.
+            ValueError: a non-positive ``times``.
+        """
+        if times <= 0:
+            msg = f"times must be positive, got {times}"
+            raise ValueError(msg)
+        with self._lock:
+            self._conv(conv_id)
+            self._conv(other_id)
+            queue = self._answering_as.setdefault(conv_id, deque())
+            queue.append(_Pending(times, other_id=other_id))
+
+    @staticmethod
+    def _take(queues: dict[Any, deque[_Pending]], key: Any) -> _Pending | None:
+        """Consume one answer owed under ``key`` (call with the lock held)."""
+        queue = queues.get(key)
+        if not queue:
+            return None
+        pending = queue[0]
+        pending.remaining -= 1
+        if pending.remaining <= 0:
+            queue.popleft()
+            if not queue:
+                del queues[key]
+        return pending
+
+    def _healing_reply(self, pending: _Pending, conv_id: str, tok: TokenState) -> Reply:
+        self.counters.fault("fail_next")
+        if pending.status == 404:
+            return _error(404, "not_found", f"Conversation {conv_id} not found.")
+        if pending.status != 429:
+            return _error(pending.status, "internal_error", "Injected server error.")
+        reply = _error(429, "rate_limited", "Rate limit exceeded (injected).")
+        reply.rate_exempt = True
+        if pending.retry_after is not None:
+            reply.headers.append(("Retry-After", str(pending.retry_after)))
+            with self._lock:
+                tok.blocked_until = time.monotonic() + pending.retry_after
+        return reply
+
+    def remove(self, conv_id: str) -> None:
+        """Delete a conversation for good (unlike :meth:`hide`).
+
+        It leaves the listing, and its detail and sub-endpoints answer 404
+        ``not_found`` from now on (no quota charged).
+        The truth methods ``listed_conversations``/``listed_pages``/
+        ``all_conversation_ids`` leave it out; ``conversation_detail`` and the other
+        per-id truth methods still describe what it was.
+        """
+        with self._lock:
+            conv = self._conv(conv_id)
+            if not conv.removed:
+                conv.removed = True
+                self._removed.append(conv_id)
 
     def hide(self, conv_id: str) -> None:
         """Temporarily leave a conversation out of the listing."""
@@ -742,7 +1020,7 @@ class Sandbox:
         """The ``conversation.completed`` body (detail without transcript/insights)."""
         return {
             "event": "conversation.completed",
-            "timestamp": iso(now_ms()),
+            "timestamp": iso(self._now_ms()),
             "data": {
                 "conversation": self.conversation_detail(
                     conv_id, include_transcript=False, include_insights=False
@@ -757,7 +1035,8 @@ class Sandbox:
         """POST a signed ``conversation.completed`` webhook to ``url``.
 
         Headers: X-Webhook-Signature ``sha256=<hex HMAC-SHA256(secret, raw body)>``,
-        X-Webhook-Event, X-Webhook-Delivery-Id, X-Webhook-Timestamp (unix seconds).
+        X-Webhook-Event, X-Webhook-Delivery-Id, X-Webhook-Timestamp (unix seconds of
+        the sandbox clock).
         The delivery is recorded (delivered on 2xx, failed otherwise).
         """
         delivery_id = self._new_uuid()
@@ -768,17 +1047,16 @@ class Sandbox:
             "X-Webhook-Signature": f"sha256={signature}",
             "X-Webhook-Event": "conversation.completed",
             "X-Webhook-Delivery-Id": delivery_id,
-            "X-Webhook-Timestamp": str(int(time.time())),
+            "X-Webhook-Timestamp": str(int(self.now().timestamp())),
         }
         try:
             response = requests.post(url, data=raw, headers=headers, timeout=10)
         except requests.RequestException:
-            self._record_delivery(conv_id, now_ms(), "failed", None, delivery_id)
+            self._record_delivery(conv_id, self._now_ms(), "failed", None, delivery_id)
             raise
         ok = 200 <= response.status_code < 300
-        self._record_delivery(
-            conv_id, now_ms(), "delivered" if ok else "failed", response.status_code, delivery_id
-        )
+        status = "delivered" if ok else "failed"
+        self._record_delivery(conv_id, self._now_ms(), status, response.status_code, delivery_id)
         return response
 
     # --- request handling ----------------------------------------------------------------
@@ -788,9 +1066,8 @@ class Sandbox:
         """JSON of ``obj`` without its closing brace, ready for ``_meta``."""
         return _dumps(obj)[:-1]
 
-    @staticmethod
-    def _with_meta(prefix: bytes, tok: TokenState) -> bytes:
-        meta = _dumps({"token_prefix": tok.prefix, "timestamp": iso(datetime.now(UTC))})
+    def _with_meta(self, prefix: bytes, tok: TokenState) -> bytes:
+        meta = _dumps({"token_prefix": tok.prefix, "timestamp": iso(self.now())})
         sep = b"," if len(prefix) > 1 else b""
         return prefix + sep + b'"_meta":' + meta + b"}"
 
@@ -813,7 +1090,7 @@ class Sandbox:
             msg = "Missing, invalid or revoked API token."
             return self._finish(_error(401, "unauthorized", msg), endpoint, token)
         fault = self._decide_fault(endpoint)
-        limited, rl_headers = self._rate_check(tok, commit=fault != "rate_limited")
+        limited, rl_headers, hit = self._rate_check(tok, commit=fault != "rate_limited")
         if limited is not None:
             return self._finish(limited, endpoint, token, rl_headers)
         if fault is not None and fault not in ("slow", "truncate"):
@@ -823,6 +1100,9 @@ class Sandbox:
             reply.headers.append(("Allow", ENDPOINT_METHOD[endpoint]))
         else:
             reply = self._dispatch(endpoint, conv_id, split.query, tok, body)
+            if reply.rate_exempt and hit is not None:
+                with self._lock, contextlib.suppress(ValueError):
+                    tok.hits.remove(hit)
         if fault == "slow":
             self.counters.fault(fault)
             reply.delay += self.faults.slow_seconds
@@ -848,8 +1128,13 @@ class Sandbox:
 
     def _rate_check(
         self, tok: TokenState, *, commit: bool
-    ) -> tuple[Reply | None, list[tuple[str, str]]]:
-        """Sliding-window rate limit; a 429 answer does not count against it."""
+    ) -> tuple[Reply | None, list[tuple[str, str]], float | None]:
+        """Sliding-window rate limit; a 429 answer does not count against it.
+
+        Returns:
+            The 429 reply (or None), the rate-limit headers and the time of the hit
+            recorded for this request (None when none was).
+        """
         now = time.monotonic()
         with self._lock:
             if now < tok.blocked_until:
@@ -871,7 +1156,7 @@ class Sandbox:
                     ("X-RateLimit-Reset", str(math.ceil(time.time() + free_at - now))),
                 ]
                 msg = f"Rate limit of {limit} requests per {window:g} s exceeded."
-                return _error(429, "rate_limited", msg), headers
+                return _error(429, "rate_limited", msg), headers, None
             if commit:
                 hits.append(now)
             reset_in = (hits[0] + window - now) if hits else 0.0
@@ -880,7 +1165,7 @@ class Sandbox:
                 ("X-RateLimit-Remaining", str(max(0, limit - len(hits)))),
                 ("X-RateLimit-Reset", str(math.ceil(time.time() + reset_in))),
             ]
-            return None, headers
+            return None, headers, now if commit else None
 
     def _decide_fault(self, endpoint: str) -> str | None:
         f = self.faults
@@ -954,7 +1239,7 @@ class Sandbox:
             filters, limit = _parse_list_query(query)
         except _BadParameterError as exc:
             return _error(400, "invalid_parameter", str(exc))
-        selected = self._select(filters, datetime.now(UTC))
+        selected = self._select(filters, self.now())
         page = selected[:limit]
         # next_cursor is the date of the page's last item and the next page holds
         # only strictly older dates: conversations sharing that date but not on this
@@ -988,7 +1273,8 @@ class Sandbox:
                     "quota_exceeded",
                     f"Daily quota of {quota} unique conversations reached; resets at 00:00 UTC.",
                 )
-                reply.headers.append(("Retry-After", str(_seconds_to_utc_midnight())))
+                midnight_in = _seconds_to_utc_midnight(self.now())
+                reply.headers.append(("Retry-After", str(midnight_in)))
                 return reply
             tok.quota_ids.add(conv_id)
             return None
@@ -1003,37 +1289,47 @@ class Sandbox:
                 "Recordings are disabled for this token (include_recordings=false).",
             )
         with self._lock:
+            failing = self._take(self._failing, (conv_id, endpoint))
+        if failing is not None:
+            return self._healing_reply(failing, conv_id, tok)
+        with self._lock:
             conv = self._convs.get(conv_id)
-            if conv is None:
+            if conv is None or conv.removed:
                 return _error(404, "not_found", f"Conversation {conv_id} not found.")
             over = self._charge(tok, conv_id)
             if over is not None:
                 return over
             sub = endpoint.rsplit("/", 1)[-1]
-            obj: dict[str, Any] | None
-            if endpoint == "/conversations/{id}":
-                want_t = (_first(query, "include_transcript") or "").lower() == "true"
-                want_i = (_first(query, "include_insights") or "").lower() == "true"
-                obj = conv.detail(
-                    include_transcript=want_t and "transcripts" in tok.scopes,
-                    include_insights=want_i and "insights" in tok.scopes,
-                )
-            elif sub == "transcript":
-                transcript = conv.transcript()
-                obj = (
-                    None
-                    if transcript is None
-                    else {"conversation_id": conv_id, "transcript": transcript}
-                )
-            elif sub == "insights":
-                obj = {"conversation_id": conv_id, "insights": conv.insights()}
-            elif sub == "summary":
-                obj = conv.summary()
-            else:
-                obj = conv.recording()
+            obj = self._conversation_body(conv, sub, query, tok)
         if obj is None:
             return _error(404, "not_found", f"No {sub} for conversation {conv_id} (yet).")
         return self._ok(obj, tok)
+
+    def _conversation_body(
+        self, conv: Conversation, sub: str, query: dict[str, list[str]], tok: TokenState
+    ) -> dict[str, Any] | None:
+        """Body of a conversation endpoint (``sub``: the id or a sub-resource); lock held."""
+        if sub == "{id}":
+            want_t = (_first(query, "include_transcript") or "").lower() == "true"
+            want_i = (_first(query, "include_insights") or "").lower() == "true"
+            other = self._take(self._answering_as, conv.id)
+            if other is not None:
+                self.counters.fault("answer_as")
+                conv = self._convs[other.other_id]
+            return conv.detail(
+                include_transcript=want_t and "transcripts" in tok.scopes,
+                include_insights=want_i and "insights" in tok.scopes,
+            )
+        if sub == "transcript":
+            transcript = conv.transcript()
+            if transcript is None:
+                return None
+            return {"conversation_id": conv.id, "transcript": transcript}
+        if sub == "insights":
+            return {"conversation_id": conv.id, "insights": conv.insights()}
+        if sub == "summary":
+            return conv.summary()
+        return conv.recording()
 
     def _deliveries_endpoint(self, query: dict[str, list[str]], tok: TokenState) -> Reply:
         try:
@@ -1084,7 +1380,7 @@ class Sandbox:
                 "status": "scheduled" if times["meeting_start_time"] else "joining",
                 "status_message": None,
                 "conversation_id": None,
-                "created_at": iso(now_ms()),
+                "created_at": iso(self._now_ms()),
             }
             self._notetaker.append(request)
         return self._ok(dict(request), tok, status=201)

@@ -34,6 +34,8 @@ FAULT_KINDS = (
     "non_json",
     "drop",
     "rate_limited",
+    "fail_next",  # sb.fail_next answers (per conversation and endpoint, counted down)
+    "answer_as",  # sb.answer_as answers (another conversation's detail)
 )
 
 
