@@ -81,16 +81,19 @@ class TapConversations(SdkTap):
         self.write_message(StateMessage(value=self.state))
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Take the state, as its value or as a whole STATE message; refuse a damaged one.
+        """Take the state in any form it is handed over; refuse one this tap cannot use.
 
-        Every stream's state is checked here, before any request or record, so a
-        damaged state ends the run with one line instead of a traceback midway.
+        Accepted: the state's value (`{"bookmarks": ...}`), a whole STATE message (the
+        last line of a target's output), Meltano's `{"singer_state": ...}` (what
+        `meltano state get` prints), and `{}` for a first run. Anything else would be
+        read as empty, a silent sync of everything again, so it is refused. Every
+        stream's state is checked here, before any request or record, so a damaged
+        state ends the run with one line instead of a traceback midway.
 
         Raises:
             StateError: The state is not one this tap wrote.
         """
-        if state.get("type") == "STATE" and "value" in state:
-            state = state["value"]  # the last line of a target's output, as is
+        state = _resumable_state(state)
         if not isinstance(state.get("bookmarks", {}), dict):
             msg = (
                 "The state is not a Singer state (an object with 'bookmarks'), so this tap "
@@ -258,23 +261,80 @@ class TapConversations(SdkTap):
 
 
 def _checked_state_file(state_file: io.TextIOBase) -> io.StringIO:
-    """The state file's JSON, or one line that says the file is damaged.
+    """The state file's JSON object, or one line that says the file is unusable.
 
     An empty file is a first run's state (what a scheduler may create before one).
+    Checked here, not only in `load_state`: the SDK reads a JSON null as no state.
     """
     name = getattr(state_file, "name", "the state file")
     text = state_file.read()
     if not text.strip():
         return io.StringIO("{}")
     try:
-        json.loads(text)
+        parsed = json.loads(text)
     except ValueError as error:
         msg = (
             f"The state file {name} is not valid JSON ({error}); it may be truncated. "
             f"{StateError.FIX}"
         )
         raise StateError(msg) from None
+    if not isinstance(parsed, dict):
+        raise StateError(_not_an_object(f"The state file {name} holds", parsed))
     return io.StringIO(text)
+
+
+#: How many of a refused state's top-level keys its error line names.
+SHOWN_KEYS = 8
+#: How much of each key the line shows.
+SHOWN_KEY_CHARS = 40
+
+
+def _resumable_state(state: object, where: str = "The state") -> dict[str, Any]:
+    """The state's value (`{"bookmarks": ...}` or `{}`), unwrapped from any accepted form.
+
+    Raises:
+        StateError: Not an object, or an object of none of the accepted forms.
+    """
+    if not isinstance(state, dict):
+        raise StateError(_not_an_object(f"{where} is", state))
+    if state.get("type") == "STATE" and "value" in state:
+        return _resumable_state(state["value"], "The STATE message's value")
+    if "singer_state" in state and "bookmarks" not in state:
+        return _resumable_state(state["singer_state"], "The state's singer_state")
+    if state and "bookmarks" not in state:
+        msg = (
+            f"{where} has no 'bookmarks' (its top-level keys: {_described_keys(state)}), so "
+            "it is not a state of this tap (another tap's, or mistyped); read as empty it "
+            f"would sync everything again. {StateError.FIX}"
+        )
+        raise StateError(msg)
+    return state
+
+
+def _not_an_object(what: str, value: object) -> str:
+    return (
+        f"{what} a JSON {_json_kind(value)}, not an object with 'bookmarks', so this tap "
+        f"cannot resume from it. {StateError.FIX}"
+    )
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "number"
+
+
+def _described_keys(state: dict[Any, Any]) -> str:
+    """The keys only, never a value: quoted, cut short, on one line."""
+    keys = sorted(str(key) for key in state)
+    shown = ", ".join(repr(key[:SHOWN_KEY_CHARS]) for key in keys[:SHOWN_KEYS])
+    return shown + (f", … ({len(keys)} in all)" if len(keys) > SHOWN_KEYS else "")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ stop past its grace period. Nothing is lost by not waiting: the state written co
 exactly the conversations whose records came before it. When the reader is gone (a
 stopped target closes the pipe, so the line being written fails), no state can be
 written: the process still ends the same way, with one line that says so.
+
+The reader can also go without a signal: a target that crashed closes its end of the
+pipe and the next line's write fails (a broken pipe). Raised from there, that error
+would end the run with the SDK's "An unhandled error occurred while syncing", a
+traceback and a wait for the worker threads; instead the process logs one line that
+says the reader went away and ends at once with `READER_GONE_EXIT`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("tap_conversations")
 #: Exit status after a signal, as shells report it: 128 + the signal number.
 SIGNAL_EXIT_BASE = 128
+#: Exit status when the output's reader went away (a broken pipe): the run failed.
+READER_GONE_EXIT = 1
 
 
 class Stopper:
@@ -91,6 +99,21 @@ class Stopper:
                 sys.stderr.flush()
             os._exit(SIGNAL_EXIT_BASE + signum)
 
+    def reader_gone(self) -> None:
+        """The output's reader went away without a signal: say so once, end the process."""
+        self.stopping = True  # a signal from now on: already on the way out
+        try:
+            LOGGER.error(
+                "The output's reader went away (broken pipe): the target stopped reading, "
+                "so this run ends here. Check the target's log for why; the next run "
+                "resumes from the last state the target committed."
+            )
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            # No flush of stdout: its buffer can only fail again on the closed pipe.
+            os._exit(READER_GONE_EXIT)
+
 
 #: One per process, as signal handlers are.
 STOPPER = Stopper()
@@ -109,6 +132,7 @@ class LineSafeWriter(MsgSpecWriter):
         """Write one message as one whole line; a signal meanwhile waits for it."""
         STOPPER.writing = True
         output_ok = True
+        reader_gone = False
         try:
             # A copy: the encoder reuses one buffer for every message.
             line = memoryview(bytes(self.format_message(message)))
@@ -119,6 +143,10 @@ class LineSafeWriter(MsgSpecWriter):
                 line = line[written or 0 :]
             sys.stdout.flush()
             output_ok = True
+        except (BrokenPipeError, ConnectionResetError):
+            reader_gone = True  # the target closed its end of the pipe
         finally:
             STOPPER.writing = False
-            STOPPER.line_written(output_ok=output_ok)
+            STOPPER.line_written(output_ok=output_ok)  # a waiting signal ends it first
+        if reader_gone:
+            STOPPER.reader_gone()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tap_conversations.termination import READER_GONE_EXIT
 from tests.harness import catalog_selecting, tap_config
 from tests.helpers import TAP_EXE, cli_env
 
@@ -240,3 +241,35 @@ def test_a_signal_waiting_for_a_line_ends_the_run_when_the_reader_goes(
     assert "the output was closed, so no final state was written" in stderr
     assert "unhandled error" not in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    "unbuffered",
+    [True, False],
+    # Unbuffered, the write itself fails; buffered, the flush after it does.
+    ids=["unbuffered-stdout", "buffered-stdout"],
+)
+def test_a_target_that_stops_reading_ends_the_run_with_one_line(
+    sandbox: Sandbox, tmp_path: Path, *, unbuffered: bool
+) -> None:
+    # A crashed target: the reader closes its end after the first line, no signal. The
+    # run cannot be over by then: the 1,200-segment transcript alone (~100 KiB) is more
+    # than a pipe holds, so at least its write comes after the close and fails.
+    run = Run(
+        tmp_path, tap_config(sandbox), ["conversations", "transcripts"], unbuffered=unbuffered
+    )
+    run.read_until(lambda out: b"\n" in out)
+    run.close_stdout()
+
+    assert run.process.wait(timeout=60) == READER_GONE_EXIT  # a hang guard
+    stderr = run.stderr
+    errors = [line for line in stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, stderr[-3000:]
+    assert errors[0].endswith(
+        "| The output's reader went away (broken pipe): the target stopped reading, so "
+        "this run ends here. Check the target's log for why; the next run resumes from "
+        "the last state the target committed."
+    ), errors
+    assert "unhandled error" not in stderr
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
