@@ -4,9 +4,10 @@ A bookmark on `date` alone loses data here: a conversation can be listed hours a
 its `date`, and one listed while still processing gets its summary, transcript and
 insights later. So besides the high-water mark the state keeps:
 
-* `seen`: short prefixes of the ids already emitted, bucketed by hour of their
-  `date`, for the late-data window only, so that re-listing the window costs list
-  requests, not detail ones;
+* `seen`: short prefixes of the ids already emitted, each with the streams it was
+  emitted for (`prefix.tag`, the tag a bitmask over `TAGGED_STREAMS`), bucketed by
+  hour of their `date`, for the late-data window only, so that re-listing the window
+  costs list requests, not detail ones, and a stream selected since is noticed;
 * `pending`: ids listed but not complete yet, with their date, when they were last
   fetched and why they are not complete (still processing, detail or summary not
   available yet). They are fetched again on a schedule that thins out as they age
@@ -16,7 +17,8 @@ insights later. So besides the high-water mark the state keeps:
 * `rechecks`: how many re-checks today's UTC day has spent (they get a share of the
   daily quota, see `planner.py`);
 * `unproven_ties`: dates where more conversations share one instant than the API's
-  filters can list provably whole; each later run lists them again;
+  filters can list provably whole; each later run lists them again, no span of the
+  coverage claims them, and `seen` keeps their hour while they stay;
 * `account_id`: the account the state belongs to;
 * `coverage`: which conversations, streams and filters the state stands for (see
   `coverage.py`), so that a widened filter or a newly selected stream is backfilled.
@@ -37,6 +39,29 @@ from tap_conversations.timestamps import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
     from tap_conversations.conversation_filters import ListedConversation
+
+#: The streams a `seen` tag can name, by bit; new streams go at the end.
+TAGGED_STREAMS = (
+    "conversations",
+    "transcripts",
+    "transcript_segments",
+    "insights",
+    "summaries",
+    "recordings",
+)
+#: An entry written before tags: emitted for whatever was selected then.
+_UNTAGGED = (1 << len(TAGGED_STREAMS)) - 1
+
+
+def streams_tag(streams: frozenset[str]) -> int:
+    """The bitmask of `streams` (names outside TAGGED_STREAMS are not tagged)."""
+    return sum(1 << bit for bit, name in enumerate(TAGGED_STREAMS) if name in streams)
+
+
+def _seen_entry(text: str) -> tuple[str, int]:
+    prefix, _, tag = text.partition(".")
+    return prefix, int(tag, 16) if tag else _UNTAGGED
+
 
 #: 12 hex digits (48 bits) of a random uuid: a collision among the ids of one hour is
 #: about as likely as winning a lottery twice, at a third of the state size.
@@ -185,7 +210,8 @@ class ConversationCheckpoint:
     """The conversations stream's bookmark, read from and written to its stream state."""
 
     high_water: dt.datetime | None = None
-    seen: dict[str, set[str]] = field(default_factory=dict)
+    #: Hour bucket -> id prefix -> streams tag.
+    seen: dict[str, dict[str, int]] = field(default_factory=dict)
     pending: dict[str, Pending] = field(default_factory=dict)
     account_id: str | None = None
     coverage: Coverage = field(default_factory=Coverage)
@@ -207,8 +233,8 @@ class ConversationCheckpoint:
         try:
             value = stream_state.get("replication_key_value")
             seen = {
-                _checked_bucket(bucket): set(prefixes.split())
-                for bucket, prefixes in (stream_state.get("seen") or {}).items()
+                _checked_bucket(bucket): dict(map(_seen_entry, entries.split()))
+                for bucket, entries in (stream_state.get("seen") or {}).items()
             }
             pending = {
                 str(cid): _pending_from_state(entry)
@@ -254,8 +280,10 @@ class ConversationCheckpoint:
                 ),
                 "account_id": self.account_id,
                 "seen": {
-                    bucket: " ".join(sorted(prefixes))
-                    for bucket, prefixes in sorted(self.seen.items())
+                    bucket: " ".join(
+                        f"{prefix}.{tag:02x}" for prefix, tag in sorted(entries.items())
+                    )
+                    for bucket, entries in sorted(self.seen.items())
                 },
                 "pending": {cid: entry.to_state() for cid, entry in sorted(self.pending.items())},
                 "coverage": self.coverage.to_state(),
@@ -265,51 +293,60 @@ class ConversationCheckpoint:
             }
         )
 
-    def is_new_to(
-        self,
-        conversation: ListedConversation,
-        *,
-        streams: frozenset[str],
-        relist_from: dt.datetime,
-    ) -> bool:
-        """Whether a listed conversation was never emitted for this run's wishes.
+    def is_new_to(self, conversation: ListedConversation, *, streams: frozenset[str]) -> bool:
+        """Whether a listed conversation's records of `streams` were never emitted.
 
-        Pending conversations are not new: the planner re-checks them on their budget.
+        Emitted means: seen in the late-data window with every one of `streams`, or
+        inside a span of the coverage, which claims only dates settled when it was
+        recorded (older than the late-data window), so a conversation listed late never
+        falls into one. Pending conversations are not new: the planner re-checks them.
 
         Args:
             conversation: The listed conversation.
             streams: The conversation streams this run emits.
-            relist_from: Where the late-data window begins.
         """
         if conversation.id in self.pending:
             return False
-        done = self.high_water is not None and conversation.date <= self.high_water
-        if done and not self.coverage.covers(conversation, streams):
-            return True  # a widened filter or a newly selected stream
-        if not done:
-            return not self.was_seen(conversation.id, conversation.date)
-        return conversation.date >= relist_from and not self.was_seen(
-            conversation.id, conversation.date
-        )
+        tag = self.seen_tag(conversation.id, conversation.date)
+        if tag is not None and streams_tag(streams) & ~tag == 0:
+            return False
+        if format_timestamp(conversation.date) in self.unproven_ties:
+            return True  # a span's end may reach it, but it was never listed whole
+        return not self.coverage.covers(conversation, streams)
 
-    def was_seen(self, conversation_id: str, date: dt.datetime) -> bool:
-        """Whether the conversation was emitted inside the late-data window."""
-        return _prefix(conversation_id) in self.seen.get(_hour_bucket(date), ())
+    def record_ties(self, unproven: set[str], *, filtered: bool) -> None:
+        """Keep the dates this run could not list whole; a run without filters may clear.
+
+        A run with filters proves its part of a date only, so it adds but never clears.
+        """
+        found = {format_timestamp(parse_timestamp(date)) for date in unproven}
+        self.unproven_ties = (self.unproven_ties | found) if filtered else found
+
+    def seen_tag(self, conversation_id: str, date: dt.datetime) -> int | None:
+        """The streams tag the conversation was emitted with in the window; None if not."""
+        return self.seen.get(_hour_bucket(date), {}).get(_prefix(conversation_id))
 
     def mark_emitted(
         self,
-        conversation_id: str,
-        date: dt.datetime,
+        conversation: ListedConversation,
         *,
+        streams: frozenset[str],
         pending_reason: str | None,
         now: dt.datetime,
     ) -> None:
-        """Remember a fetched conversation: complete (None), or pending for a reason."""
-        self.seen.setdefault(_hour_bucket(date), set()).add(_prefix(conversation_id))
+        """Remember a fetched conversation: complete (None), or pending for a reason.
+
+        A span that claimed this conversation for more streams than these no longer
+        holds for its date: the records emitted now replace what that span stood for.
+        """
+        cid, date = conversation.id, conversation.date
+        if pending_reason != DETAIL_UNAVAILABLE:  # else nothing was emitted
+            self.seen.setdefault(_hour_bucket(date), {})[_prefix(cid)] = streams_tag(streams)
+            self.coverage.withdraw(conversation, streams)
         if pending_reason is None:
-            self.pending.pop(conversation_id, None)
+            self.pending.pop(cid, None)
         else:
-            self.pending[conversation_id] = Pending(date=date, checked=now, reason=pending_reason)
+            self.pending[cid] = Pending(date=date, checked=now, reason=pending_reason)
 
     def advance(self, date: dt.datetime, now: dt.datetime) -> None:
         """Move the high-water mark: every conversation listed up to `date` is done.
@@ -358,7 +395,10 @@ class ConversationCheckpoint:
         relist = self.relist_from(window, now)
         if relist is not None:
             floor_bucket = _hour_bucket(relist)
-            self.seen = {b: ids for b, ids in self.seen.items() if b >= floor_bucket}
+            ties = {_hour_bucket(parse_timestamp(date)) for date in self.unproven_ties}
+            self.seen = {
+                b: entries for b, entries in self.seen.items() if b >= floor_bucket or b in ties
+            }
         given_up = [
             GivenUp(cid, entry.reason, aged_out=entry.date < history_floor)
             for cid, entry in sorted(self.pending.items())

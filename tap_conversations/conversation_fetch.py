@@ -11,7 +11,6 @@ current one is emitted, and handed back in the order asked for.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from tap_conversations.scopes import PER_CONVERSATION_PROBES
 from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterator
 
     from tap_conversations.client import ApiClient
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
 
 LOGGER = logging.getLogger("tap_conversations")
-
-#: The API's dates have millisecond precision; a microsecond below one is before it.
-JUST_BELOW = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

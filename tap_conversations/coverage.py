@@ -7,6 +7,13 @@ the state keeps spans: from one date to another, these filters, these streams we
 synced completely. A run whose wishes a span does not cover lists again from the
 first uncovered date and fetches exactly the conversations no span covers.
 
+A span claims only dates that were settled when it was recorded: older than the
+late-data window at the run's clock, so no conversation can still be listed late
+inside it. Above that, `seen` (bookmarks.py) says which conversations were emitted
+and for which streams. A conversation emitted again for fewer streams than a span
+claimed for it (a pending one completed while another selection was active) takes
+its date out of that span.
+
 Spans with the same filters and streams merge, and spans older than the API's 30 days
 are dropped, so in steady use the coverage is one span.
 """
@@ -17,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tap_conversations.conversation_filters import ConversationFilters
-from tap_conversations.timestamps import format_timestamp, parse_timestamp
+from tap_conversations.timestamps import JUST_BELOW, NEXT_DATE, format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -115,6 +122,27 @@ class Coverage:
             else:
                 kept.append(other)
         self.spans = sorted([*kept, span], key=lambda s: (s.start, s.end))
+
+    def withdraw(self, conversation: ListedConversation, streams: Iterable[str]) -> None:
+        """Take the conversation's date out of spans that claim more than `streams` for it."""
+        emitted = frozenset(streams)
+        # A conversation known by id and date only (a re-check of one older than the
+        # listing) may be one the span claims: its date decides.
+        known = conversation.medium is not None
+        kept = []
+        for span in self.spans:
+            claims = span.start <= conversation.date <= span.end and (
+                not known or span.filters.matches(conversation)
+            )
+            if span.streams <= emitted or not claims:
+                kept.append(span)
+                continue
+            date = conversation.date
+            if span.start < date:
+                kept.append(CoveredSpan(span.start, date - JUST_BELOW, span.filters, span.streams))
+            if date + NEXT_DATE <= span.end:
+                kept.append(CoveredSpan(date + NEXT_DATE, span.end, span.filters, span.streams))
+        self.spans = sorted(kept, key=lambda s: (s.start, s.end))
 
     def prune(self, history_floor: dt.datetime) -> None:
         """Drop spans that end before the API's history begins."""

@@ -27,10 +27,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tap_conversations.bookmarks import recheck_due
-from tap_conversations.conversation_fetch import JUST_BELOW
 from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.coverage import CoveredSpan
-from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
+from tap_conversations.timestamps import (
+    JUST_BELOW,
+    format_timestamp,
+    is_timestamp,
+    parse_timestamp,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -161,6 +165,10 @@ class RunPlanner:
             return gap[0]
         return start
 
+    def settled(self, until: dt.datetime) -> dt.datetime:
+        """How far a span may claim after listing up to `until`: dates no late listing reaches."""
+        return min(until, self.now - self.settings.late_data_window)
+
     def waiting(self) -> bool:
         """Whether some pending conversation is not due by its schedule (webhooks may help)."""
         return any(
@@ -189,16 +197,12 @@ class RunPlanner:
     ) -> FetchList:
         """The conversations this run fetches, in order (see the module's docstring)."""
         checkpoint = self.checkpoint
-        relist_from = checkpoint.relist_from(self.settings.late_data_window, self.now) or self.now
-        dated = sorted(
-            item
-            for item in listed
-            if checkpoint.is_new_to(item, streams=self.streams, relist_from=relist_from)
-        )
+        dated = sorted(item for item in listed if checkpoint.is_new_to(item, streams=self.streams))
         confirmed = []
         due = []
+        listed_by_id = {item.id: item for item in listed}
         for cid, entry in sorted(checkpoint.pending.items(), key=lambda kv: (kv[1].checked, kv[0])):
-            item = ListedConversation(date=entry.date, id=cid)
+            item = listed_by_id.get(cid) or ListedConversation(date=entry.date, id=cid)
             if cid in completed:
                 confirmed.append(item)
             elif recheck_due(entry.date, entry.checked, self.now):

@@ -47,7 +47,7 @@ from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -248,10 +248,14 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
-        checkpoint.unproven_ties = {ties.date for ties in lister.unlisted_ties}
+        # Conversations at a date unproven before this run, or found unproven now, were
+        # never claimed by a span: the choice sees both; the state keeps what stays.
+        unproven = {ties.date for ties in lister.unlisted_ties}
+        checkpoint.record_ties(unproven, filtered=True)
         plan = planner.choose(listed, self._completed_per_webhooks(planner))
+        stopped = False
         if plan.conversations:
-            yield from self._fetch_and_emit(plan, planner, start)
+            stopped = yield from self._fetch_and_emit(plan, planner, start)
         else:
             LOGGER.info(
                 "conversations: nothing to fetch (%d listed since %s).",
@@ -259,6 +263,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 format_timestamp(start),
             )
             self._cover(planner, start, checkpoint.high_water)
+        if not stopped:
+            # Every conversation listed is fetched: a date this run proved whole leaves.
+            checkpoint.record_ties(unproven, filtered=planner.filters != ConversationFilters())
         checkpoint.missing_scopes = frozenset(
             scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
@@ -267,8 +274,8 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
 
     def _fetch_and_emit(
         self, plan: FetchList, planner: RunPlanner, start: dt.datetime
-    ) -> Iterator[dict[str, Any]]:
-        """Fetch, emit and checkpoint chunk by chunk, until done or the quota stops it.
+    ) -> Generator[dict[str, Any], None, bool]:
+        """Fetch, emit and checkpoint chunk by chunk; True when the quota stopped it.
 
         Every STATE message covers exactly what came before it: the coverage grows with
         each chunk, so a run stopped after any chunk leaves a state that proves no more
@@ -285,10 +292,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         try:
             for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
                 yield from self._emit_chunk(chunk, index)
+                asked = {conversation.id: conversation for conversation in to_fetch}
+                synced = self._synced(planner)
                 for bundle in chunk.bundles:
                     checkpoint.mark_emitted(
-                        bundle.conversation_id,
-                        bundle.date,
+                        asked[bundle.conversation_id],
+                        streams=synced,
                         pending_reason=bundle.pending_reason,
                         now=now,
                     )
@@ -298,7 +307,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 fetched_until = plan.fetched_until(done)
                 if fetched_until is not None:
                     checkpoint.advance(fetched_until, now)
-                    self._cover(planner, start, min(fetched_until, now))
+                    self._cover(planner, start, fetched_until)
                 self._save(planner)
                 progress.advance(len(chunk.bundles))
                 if chunk.quota_error is not None:
@@ -310,21 +319,24 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                         len(to_fetch) - done,
                         len(to_fetch),
                     )
-                    return
+                    return True
             self._cover(planner, start, checkpoint.high_water)
         finally:
             fetcher.close()
             progress.finish()
+        return False
 
     def _cover(self, planner: RunPlanner, start: dt.datetime, until: dt.datetime | None) -> None:
-        """Record that this run's wishes are proven from `start` to `until`."""
+        """Record that this run's wishes are proven from `start` to `until`, where settled."""
         if until is None:
             return
+        span = CoveredSpan(start, planner.settled(until), planner.filters, self._synced(planner))
+        planner.checkpoint.coverage.add(span)
+
+    def _synced(self, planner: RunPlanner) -> frozenset[str]:
+        """The streams this run emits: selected, and readable with the token."""
         tap = self.conversations_tap
-        synced = frozenset(
-            s for s in planner.streams if not tap.scopes.is_missing(self._scope_of(s))
-        )
-        planner.checkpoint.coverage.add(CoveredSpan(start, until, planner.filters, synced))
+        return frozenset(s for s in planner.streams if not tap.scopes.is_missing(self._scope_of(s)))
 
     def _emit_chunk(self, chunk: FetchedChunk, index: int) -> Iterator[dict[str, Any]]:
         """Yield the chunk's conversations, then sync the children on the same chunk."""

@@ -10,6 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+#: The API's dates have millisecond precision: a microsecond below one is before it,
+#: and the next date the API can write is a millisecond after it (a state keeps
+#: milliseconds, so a microsecond after would read back as the same date).
+JUST_BELOW = dt.timedelta(microseconds=1)
+NEXT_DATE = dt.timedelta(milliseconds=1)
+
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
     r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})"

@@ -381,10 +381,12 @@ def test_checkpoint_from_garbage_state_is_usable_or_a_clear_error(state: dict[st
         # Everything a sync does with it must work too.
         when = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
         listed = ListedConversation(date=when, id=UUID, medium="call")
-        checkpoint.is_new_to(listed, streams=frozenset({"conversations"}), relist_from=when)
+        checkpoint.is_new_to(listed, streams=frozenset({"conversations"}))
         checkpoint.distrust_future(when)
         checkpoint.relist_from(dt.timedelta(hours=24), when)
-        checkpoint.mark_emitted(UUID, when, pending_reason="processing", now=when)
+        checkpoint.mark_emitted(
+            listed, streams=frozenset({"conversations"}), pending_reason="processing", now=when
+        )
         checkpoint.rechecks.add(when)
         checkpoint.advance(when, when)
         checkpoint.prune(dt.timedelta(hours=24), when - dt.timedelta(days=30), when)
@@ -411,7 +413,12 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
     for cid, date, complete in emitted:
         moment = parse_timestamp(date)
         reason = None if complete else PROCESSING
-        checkpoint.mark_emitted(cid, moment, pending_reason=reason, now=moment)
+        checkpoint.mark_emitted(
+            ListedConversation(date=moment, id=cid),
+            streams=STREAMS,
+            pending_reason=reason,
+            now=moment,
+        )
         checkpoint.advance(moment, moment)
     state: dict[str, Any] = {}
     checkpoint.write_to(state)
@@ -420,10 +427,12 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
     for cid, date, _ in emitted:
         moment = parse_timestamp(date)
         listed = ListedConversation(date=moment, id=cid)
-        assert again.is_new_to(
-            listed, streams=frozenset(), relist_from=moment
-        ) == checkpoint.is_new_to(listed, streams=frozenset(), relist_from=moment)
+        assert again.is_new_to(listed, streams=STREAMS) == checkpoint.is_new_to(
+            listed, streams=STREAMS
+        )
 
+
+STREAMS = frozenset({"conversations", "summaries"})
 
 # --- settings --------------------------------------------------------------------------
 

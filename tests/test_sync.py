@@ -16,6 +16,7 @@ from tap_conversations.bookmarks import (
     format_timestamp,
     parse_timestamp,
 )
+from tap_conversations.conversation_filters import ListedConversation
 from tests.harness import ALL_STREAMS, run_sync, tap_config
 from tests.listing_model import PAGE, expected_list_requests
 
@@ -333,6 +334,9 @@ def test_start_date_inside_the_window_limits_the_sync(sandbox: Sandbox) -> None:
     )
 
 
+STREAMS = frozenset({"conversations", "transcripts", "insights", "summaries"})
+
+
 def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
     """1000 conversations a day, one sync an hour, 30 days, 2% still processing."""
     window = dt.timedelta(hours=24)
@@ -347,12 +351,22 @@ def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
             cid = f"{hour:08x}-{n:04x}-4000-8000-{hour * per_hour + n:012x}"
             # 2% still processing; all but 1 in 1000 finish within six hours.
             reason = None if n % 50 else PROCESSING
-            checkpoint.mark_emitted(cid, date, pending_reason=reason, now=date)
+            checkpoint.mark_emitted(
+                ListedConversation(date=date, id=cid),
+                streams=STREAMS,
+                pending_reason=reason,
+                now=date,
+            )
             checkpoint.advance(date, now=date)
         now = start + dt.timedelta(hours=hour + 1)
         for cid, entry in list(checkpoint.pending.items()):
             if now - entry.date > dt.timedelta(hours=6) and int(cid[-12:], 16) % 1000:
-                checkpoint.mark_emitted(cid, entry.date, pending_reason=None, now=now)
+                checkpoint.mark_emitted(
+                    ListedConversation(date=entry.date, id=cid),
+                    streams=STREAMS,
+                    pending_reason=None,
+                    now=now,
+                )
         checkpoint.prune(window, now - dt.timedelta(days=30), now)
         checkpoint.write_to(state)
         largest = max(largest, len(json.dumps({"bookmarks": {"conversations": state}})))
