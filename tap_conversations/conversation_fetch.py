@@ -245,7 +245,10 @@ class ConversationFetcher:
             detail = self._api.get(base, params)
         except NotFoundError:
             return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
-        if detail.get("id") != conversation_id:
+        answered = detail.get("id")
+        if isinstance(answered, str) and answered != conversation_id:
+            # A string id of another conversation (a replica or cache mixing answers);
+            # an id of another type is a changed type, which the record check names.
             LOGGER.warning(
                 "conversations: GET /conversations/%s answered another conversation; it "
                 "stays pending and is fetched again on a later run.",

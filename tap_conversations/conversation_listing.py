@@ -223,18 +223,15 @@ class ConversationLister:
             # The server ignores a filter: splitting by it cannot help, and would only
             # repeat the same page once per value.
             raise _FilterIgnoredError(query)
-        splits = [
-            (param, values)
-            for param, source in TIE_SPLITS
-            if param not in query and (values := self._values_of(param, source))
-        ]
-        if splits and splits[0][0] == "medium":
-            honoured = yield from self._split(query, *splits[0], date)
-            if honoured:
+        for param, source in TIE_SPLITS:
+            values = None if param in query else self._values_of(param, source)
+            if not values:
+                continue
+            honoured = yield from self._split(query, param, values, date)
+            if not honoured:
+                break  # a server that ignores one filter: splitting cannot help
+            if param == "medium":
                 return
-            splits = splits[1:]
-        for param, values in splits:
-            yield from self._split(query, param, values, date)
         with self._lock:
             self.unlisted_ties.append(UnlistedTies(date, query, len(items)))
 

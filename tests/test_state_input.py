@@ -65,7 +65,15 @@ def test_meltano_state_get_output_resumes_without_a_resync(
     assert wrapped.records("conversations") == []
     # Exactly what the same state unwrapped costs, request for request.
     assert sandbox.counters.by_endpoint() == resumed
-    assert last_state(wrapped) == last_state(plain)
+    # The same state comes out, but for the coverage's settled end, which is the run's
+    # clock minus the late-data window (the two runs are a moment apart).
+    assert without_coverage(last_state(wrapped)) == without_coverage(last_state(plain))
+
+
+def without_coverage(state: dict[str, Any]) -> dict[str, Any]:
+    conversations = dict(state["bookmarks"]["conversations"])
+    assert conversations.pop("coverage")
+    return {**state, "bookmarks": {**state["bookmarks"], "conversations": conversations}}
 
 
 #: (id, the state file's text, the important part of the one line)
