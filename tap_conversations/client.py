@@ -30,6 +30,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
+from tap_conversations import redaction
 from tap_conversations.errors import (
     ApiResponseError,
     AuthenticationError,
@@ -70,30 +71,23 @@ KNOWN_SCOPES = frozenset(
 CONNECT_TIMEOUT_SECONDS = 10.0
 #: Body bytes read at a time; the request's deadline is checked between reads.
 READ_CHUNK_BYTES = 64 * 1024
-#: Quoted error bodies are cut to this many characters (after the token is masked).
-QUOTE_CHARS = 200
-#: The shortest piece of the token that is masked wherever it appears in a message.
-TOKEN_PIECE_CHARS = 6
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_DECODER = msgspec.json.Decoder()
 
 
-def _token_pieces(token: str) -> re.Pattern[str]:
-    """A pattern of every piece of the token of TOKEN_PIECE_CHARS or more, longest first."""
-    size = min(TOKEN_PIECE_CHARS, len(token))
-    pieces = {
-        token[start:end]
-        for start in range(len(token))
-        for end in range(start + size, len(token) + 1)
-    }
-    ordered = sorted(pieces, key=len, reverse=True) or [token]
-    return re.compile("|".join(map(re.escape, ordered)))
-
-
 def endpoint_of(path: str) -> str:
-    """The path's template, e.g. `/conversations/{id}/transcript`, for logs and counters."""
-    return _UUID.sub("{id}", path)
+    """The path's template, e.g. `/conversations/{id}/transcript`, for logs and counters.
+
+    Masked: a listed id that is not a UUID is server content, and stays in the path.
+    """
+    return redaction.mask(_UUID.sub("{id}", path))
+
+
+def _release(session: requests.Session, token: str) -> None:
+    """Close the connection pool and stop masking the token (a client's finalizer)."""
+    session.close()
+    redaction.unregister(token)
 
 
 def _conversation_of(path: str) -> str | None:
@@ -197,9 +191,10 @@ class ApiClient:
             }
         )
         self._session = session
+        # Quoted server content is masked for this token while the client lives.
+        redaction.register(token)
         # Closed with the client, or at exit: no call site has to remember it.
-        self._closer = weakref.finalize(self, session.close)
-        self._token_pieces = _token_pieces(token)
+        self._closer = weakref.finalize(self, _release, session, token)
         self._get_with_retries = backoff.on_exception(
             backoff.expo,
             TransientApiError,
@@ -331,7 +326,7 @@ class ApiClient:
             kind = response.headers.get("Content-Type", "unknown content type")
             msg = (
                 f"GET {endpoint} answered HTTP {response.status_code} with a body that is not "
-                f"valid JSON ({kind}, {len(body)} bytes)"
+                f"valid JSON ({redaction.excerpt(kind, 80)}, {len(body)} bytes)"
             )
             raise TransientApiError(msg) from None
         if not isinstance(payload, dict):
@@ -369,9 +364,7 @@ class ApiClient:
             return ApiResponseError(self._redirect_message(response, endpoint))
         message = body.get("message")
         quoted = message if isinstance(message, str) else raw_body.decode("utf-8", "replace")
-        return ApiResponseError(
-            f"GET {endpoint} answered HTTP {status}: {self.mask_token(quoted)[:QUOTE_CHARS]!r}"
-        )
+        return ApiResponseError(f"GET {endpoint} answered HTTP {status}: {redaction.quote(quoted)}")
 
     def _access_error(self, status: int, body: dict[str, Any], endpoint: str) -> Exception:
         """401: the token is rejected, for every request from now on; 403: a scope."""
@@ -411,14 +404,6 @@ class ApiClient:
             self.stats.rate_limited += 1
         wait = min(retry_after or DEFAULT_RETRY_AFTER_SECONDS, MAX_RATE_LIMIT_WAIT_SECONDS)
         return RateLimitedError(endpoint, wait)
-
-    def mask_token(self, text: str) -> str:
-        """`text` with every piece of the token of 6 or more characters masked.
-
-        An error page may echo the request headers, whole or cut: no piece of the token
-        may reach a log.
-        """
-        return self._token_pieces.sub("[api_token]", text)
 
     def _count_transient(self) -> None:
         with self._lock:
