@@ -29,7 +29,11 @@ MASK = "[api_token]"
 #: Loggers that print request URLs (urllib3 logs each request line at DEBUG).
 URL_LOGGERS = ("urllib3.connectionpool",)
 
-_lock = threading.Lock()
+#: Reentrant: `unregister` runs in a client's finalizer, which the garbage collector may
+#: call in the middle of `register` in the same thread. A reentrant call can only leave
+#: a stale, larger pattern (one that masks too much), never a smaller one. Nothing else
+#: is locked while it is held, so a finalizer in another thread cannot deadlock on it.
+_lock = threading.RLock()
 #: Registered tokens, counted: two clients with one token unregister it only once both close.
 _tokens: Counter[str] = Counter()
 _pattern: re.Pattern[str] | None = None
@@ -83,10 +87,10 @@ def register(token: str) -> None:
     with _lock:
         _tokens[token] += 1
         _recompile()
-        for name in URL_LOGGERS:
-            logger = logging.getLogger(name)
-            if _FILTER not in logger.filters:
-                logger.addFilter(_FILTER)
+    for name in URL_LOGGERS:  # outside the lock: logging takes a lock of its own
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def unregister(token: str) -> None:
