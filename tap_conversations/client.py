@@ -376,7 +376,8 @@ class ApiClient:
         if body.get("error") == "recordings_disabled":
             return RecordingsDisabledError(endpoint)
         scope = body.get("required_scope")
-        return MissingScopeError(endpoint, scope if scope in KNOWN_SCOPES else None)
+        known = isinstance(scope, str) and scope in KNOWN_SCOPES
+        return MissingScopeError(endpoint, scope if known else None)
 
     def _redirect_message(self, response: requests.Response, endpoint: str) -> str:
         """Where a redirect pointed (scheme and host only), and what to do about it."""
