@@ -71,6 +71,12 @@ KNOWN_SCOPES = frozenset(
 CONNECT_TIMEOUT_SECONDS = 10.0
 #: Body bytes read at a time; the request's deadline is checked between reads.
 READ_CHUNK_BYTES = 64 * 1024
+#: The most bytes one answer may hold once decoded (gzip inflated). The largest answer is
+#: a conversation detail with its transcript: an hour of speech is some 100-300 KiB of
+#: segment JSON, so even a day-long recording stays far below 64 MiB, while a gzip bomb
+#: (1 MiB inflating to 1 GiB) is cut before it takes the machine's memory. Counted as
+#: the decoded body streams in, never after.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_DECODER = msgspec.json.Decoder()
@@ -82,6 +88,10 @@ def endpoint_of(path: str) -> str:
     Masked: a listed id that is not a UUID is server content, and stays in the path.
     """
     return redaction.mask(_UUID.sub("{id}", path))
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
 
 
 def _release(session: requests.Session, token: str) -> None:
@@ -268,7 +278,7 @@ class ApiClient:
                 allow_redirects=False,
                 stream=True,
             )
-            body = self._read_body(response, deadline)
+            body = self._read_body(response, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
             # The exception text can hold the URL; it never holds the Authorization header.
             self._count_transient()
@@ -292,14 +302,20 @@ class ApiClient:
         raise self._error_for(response, body, endpoint)
 
     @staticmethod
-    def _read_body(response: requests.Response, deadline: float) -> bytes:
-        """The whole body, or TimeoutError once the request's deadline has passed.
+    def _read_body(response: requests.Response, deadline: float, endpoint: str) -> bytes:
+        """The whole decoded body, or TimeoutError once the request's deadline has passed.
 
         The read timeout bounds each wait for bytes; a server that sends one byte at a
         time would hold a request for ever. Reading what has arrived, chunk by chunk,
-        lets the deadline cut it at most one read timeout late.
+        lets the deadline cut it at most one read timeout late. The decoded bytes are
+        counted as they come: past MAX_BODY_BYTES the answer is refused, so a gzip bomb
+        costs at most the cap and one chunk of memory.
+
+        Raises:
+            ApiResponseError: The decoded body is larger than MAX_BODY_BYTES.
         """
         chunks: list[bytes] = []
+        size = 0
         try:
             while True:
                 if time.monotonic() > deadline:
@@ -307,6 +323,15 @@ class ApiClient:
                 chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
                 if not chunk:
                     return b"".join(chunks)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    chunks.clear()
+                    msg = (
+                        f"GET {endpoint} answered a body larger than {_mib(MAX_BODY_BYTES)} "
+                        "once decoded, the most one answer may hold; not read further. "
+                        "Report it with this line."
+                    )
+                    raise ApiResponseError(msg)
                 chunks.append(chunk)
         except urllib3.exceptions.ReadTimeoutError:
             raise TimeoutError from None
@@ -321,12 +346,13 @@ class ApiClient:
     def _decode(self, response: requests.Response, body: bytes, endpoint: str) -> dict[str, Any]:
         try:
             payload = _JSON_DECODER.decode(body)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
             self._count_transient()
             kind = response.headers.get("Content-Type", "unknown content type")
+            text = "not UTF-8 text; " if isinstance(error, UnicodeDecodeError) else ""
             msg = (
                 f"GET {endpoint} answered HTTP {response.status_code} with a body that is not "
-                f"valid JSON ({redaction.excerpt(kind, 80)}, {len(body)} bytes)"
+                f"valid JSON ({text}{redaction.excerpt(kind, 80)}, {len(body)} bytes)"
             )
             raise TransientApiError(msg) from None
         if not isinstance(payload, dict):
@@ -341,8 +367,8 @@ class ApiClient:
         status = response.status_code
         try:
             body = _JSON_DECODER.decode(raw_body)
-        except (msgspec.DecodeError, RecursionError):
-            body = None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            body = None  # an HTML page, a Latin-1 message: quoted below, or just the status
         if not isinstance(body, dict):
             body = {}
         code = body.get("error")
