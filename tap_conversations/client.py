@@ -30,6 +30,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
+from tap_conversations import redaction
 from tap_conversations.errors import (
     ApiResponseError,
     AuthenticationError,
@@ -70,30 +71,33 @@ KNOWN_SCOPES = frozenset(
 CONNECT_TIMEOUT_SECONDS = 10.0
 #: Body bytes read at a time; the request's deadline is checked between reads.
 READ_CHUNK_BYTES = 64 * 1024
-#: Quoted error bodies are cut to this many characters (after the token is masked).
-QUOTE_CHARS = 200
-#: The shortest piece of the token that is masked wherever it appears in a message.
-TOKEN_PIECE_CHARS = 6
+#: The most bytes one answer may hold once decoded (gzip inflated). The largest answer is
+#: a conversation detail with its transcript: an hour of speech is some 100-300 KiB of
+#: segment JSON, so even a day-long recording stays far below 64 MiB, while a gzip bomb
+#: (1 MiB inflating to 1 GiB) is cut before it takes the machine's memory. Counted as
+#: the decoded body streams in, never after.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _JSON_DECODER = msgspec.json.Decoder()
 
 
-def _token_pieces(token: str) -> re.Pattern[str]:
-    """A pattern of every piece of the token of TOKEN_PIECE_CHARS or more, longest first."""
-    size = min(TOKEN_PIECE_CHARS, len(token))
-    pieces = {
-        token[start:end]
-        for start in range(len(token))
-        for end in range(start + size, len(token) + 1)
-    }
-    ordered = sorted(pieces, key=len, reverse=True) or [token]
-    return re.compile("|".join(map(re.escape, ordered)))
-
-
 def endpoint_of(path: str) -> str:
-    """The path's template, e.g. `/conversations/{id}/transcript`, for logs and counters."""
-    return _UUID.sub("{id}", path)
+    """The path's template, e.g. `/conversations/{id}/transcript`, for logs and counters.
+
+    Masked: a listed id that is not a UUID is server content, and stays in the path.
+    """
+    return redaction.mask(_UUID.sub("{id}", path))
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
+
+
+def _release(session: requests.Session, token: str) -> None:
+    """Close the connection pool and stop masking the token (a client's finalizer)."""
+    session.close()
+    redaction.unregister(token)
 
 
 def _conversation_of(path: str) -> str | None:
@@ -197,9 +201,10 @@ class ApiClient:
             }
         )
         self._session = session
+        # Quoted server content is masked for this token while the client lives.
+        redaction.register(token)
         # Closed with the client, or at exit: no call site has to remember it.
-        self._closer = weakref.finalize(self, session.close)
-        self._token_pieces = _token_pieces(token)
+        self._closer = weakref.finalize(self, _release, session, token)
         self._get_with_retries = backoff.on_exception(
             backoff.expo,
             TransientApiError,
@@ -273,7 +278,7 @@ class ApiClient:
                 allow_redirects=False,
                 stream=True,
             )
-            body = self._read_body(response, deadline)
+            body = self._read_body(response, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
             # The exception text can hold the URL; it never holds the Authorization header.
             self._count_transient()
@@ -297,14 +302,20 @@ class ApiClient:
         raise self._error_for(response, body, endpoint)
 
     @staticmethod
-    def _read_body(response: requests.Response, deadline: float) -> bytes:
-        """The whole body, or TimeoutError once the request's deadline has passed.
+    def _read_body(response: requests.Response, deadline: float, endpoint: str) -> bytes:
+        """The whole decoded body, or TimeoutError once the request's deadline has passed.
 
         The read timeout bounds each wait for bytes; a server that sends one byte at a
         time would hold a request for ever. Reading what has arrived, chunk by chunk,
-        lets the deadline cut it at most one read timeout late.
+        lets the deadline cut it at most one read timeout late. The decoded bytes are
+        counted as they come: past MAX_BODY_BYTES the answer is refused, so a gzip bomb
+        costs at most the cap and one chunk of memory.
+
+        Raises:
+            ApiResponseError: The decoded body is larger than MAX_BODY_BYTES.
         """
         chunks: list[bytes] = []
+        size = 0
         try:
             while True:
                 if time.monotonic() > deadline:
@@ -312,6 +323,15 @@ class ApiClient:
                 chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
                 if not chunk:
                     return b"".join(chunks)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    chunks.clear()
+                    msg = (
+                        f"GET {endpoint} answered a body larger than {_mib(MAX_BODY_BYTES)} "
+                        "once decoded, the most one answer may hold; not read further. "
+                        "Report it with this line."
+                    )
+                    raise ApiResponseError(msg)
                 chunks.append(chunk)
         except urllib3.exceptions.ReadTimeoutError:
             raise TimeoutError from None
@@ -326,12 +346,13 @@ class ApiClient:
     def _decode(self, response: requests.Response, body: bytes, endpoint: str) -> dict[str, Any]:
         try:
             payload = _JSON_DECODER.decode(body)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
             self._count_transient()
             kind = response.headers.get("Content-Type", "unknown content type")
+            text = "not UTF-8 text; " if isinstance(error, UnicodeDecodeError) else ""
             msg = (
                 f"GET {endpoint} answered HTTP {response.status_code} with a body that is not "
-                f"valid JSON ({kind}, {len(body)} bytes)"
+                f"valid JSON ({text}{redaction.excerpt(kind, 80)}, {len(body)} bytes)"
             )
             raise TransientApiError(msg) from None
         if not isinstance(payload, dict):
@@ -346,8 +367,8 @@ class ApiClient:
         status = response.status_code
         try:
             body = _JSON_DECODER.decode(raw_body)
-        except (msgspec.DecodeError, RecursionError):
-            body = None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            body = None  # an HTML page, a Latin-1 message: quoted below, or just the status
         if not isinstance(body, dict):
             body = {}
         code = body.get("error")
@@ -369,9 +390,7 @@ class ApiClient:
             return ApiResponseError(self._redirect_message(response, endpoint))
         message = body.get("message")
         quoted = message if isinstance(message, str) else raw_body.decode("utf-8", "replace")
-        return ApiResponseError(
-            f"GET {endpoint} answered HTTP {status}: {self.mask_token(quoted)[:QUOTE_CHARS]!r}"
-        )
+        return ApiResponseError(f"GET {endpoint} answered HTTP {status}: {redaction.quote(quoted)}")
 
     def _access_error(self, status: int, body: dict[str, Any], endpoint: str) -> Exception:
         """401: the token is rejected, for every request from now on; 403: a scope."""
@@ -383,7 +402,8 @@ class ApiClient:
         if body.get("error") == "recordings_disabled":
             return RecordingsDisabledError(endpoint)
         scope = body.get("required_scope")
-        return MissingScopeError(endpoint, scope if scope in KNOWN_SCOPES else None)
+        known = isinstance(scope, str) and scope in KNOWN_SCOPES
+        return MissingScopeError(endpoint, scope if known else None)
 
     def _redirect_message(self, response: requests.Response, endpoint: str) -> str:
         """Where a redirect pointed (scheme and host only), and what to do about it."""
@@ -411,14 +431,6 @@ class ApiClient:
             self.stats.rate_limited += 1
         wait = min(retry_after or DEFAULT_RETRY_AFTER_SECONDS, MAX_RATE_LIMIT_WAIT_SECONDS)
         return RateLimitedError(endpoint, wait)
-
-    def mask_token(self, text: str) -> str:
-        """`text` with every piece of the token of 6 or more characters masked.
-
-        An error page may echo the request headers, whole or cut: no piece of the token
-        may reach a log.
-        """
-        return self._token_pieces.sub("[api_token]", text)
 
     def _count_transient(self) -> None:
         with self._lock:

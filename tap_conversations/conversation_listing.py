@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
 from tap_conversations.errors import ApiResponseError, MissingScopeError, RecordShapeError
+from tap_conversations.redaction import excerpt, quote
 from tap_conversations.schemas import MEDIUMS
 from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
@@ -188,13 +189,14 @@ class ConversationLister:
             if not isinstance(next_cursor, str) or next_cursor in cursors:
                 msg = (
                     "GET /conversations said has_more but its cursor does not advance "
-                    f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+                    f"(next_cursor: {quote(next_cursor)}); stopping rather than looping."
                 )
                 raise ApiResponseError(msg)
             if not new and "cursor" in page_params:
                 msg = (
                     "GET /conversations said has_more but its pages stopped bringing new "
-                    f"conversations (next_cursor: {next_cursor!r}); stopping rather than looping."
+                    f"conversations (next_cursor: {quote(next_cursor)}); stopping rather than "
+                    "looping."
                 )
                 raise ApiResponseError(msg)
             cursors.add(next_cursor)
@@ -289,17 +291,20 @@ def page_of(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, object
         raise ApiResponseError(msg)
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            msg = f"GET /conversations listed an item without an id: {item!r:.200}"
+            msg = f"GET /conversations listed an item without an id: {quote(item)}"
             raise RecordShapeError(msg)
         if not is_timestamp(item.get("date")):
-            msg = f"GET /conversations listed conversation {item['id']} without a valid date."
+            msg = (
+                f"GET /conversations listed conversation {excerpt(item['id'])} without a "
+                "valid date."
+            )
             raise RecordShapeError(msg)
     has_more = pagination.get("has_more") is True
     next_cursor = pagination.get("next_cursor")
     if has_more and not items:
         msg = (
             "GET /conversations said has_more but listed nothing "
-            f"(next_cursor: {next_cursor!r}); stopping rather than looping."
+            f"(next_cursor: {quote(next_cursor)}); stopping rather than looping."
         )
         raise ApiResponseError(msg)
     return items, has_more, next_cursor

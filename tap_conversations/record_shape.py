@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tap_conversations.errors import RecordShapeError
+from tap_conversations.redaction import quote
 from tap_conversations.timestamps import is_timestamp
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ def _matches(value: object, json_type: str) -> bool:
     return isinstance(value, _PYTHON_TYPES.get(json_type, (object,)))
 
 
+def _key_of(record: dict[str, Any], keys: Sequence[str]) -> str:
+    """The record's key fields as the message quotes them (server content: masked)."""
+    return ", ".join(f"{k}={quote(record.get(k))}" for k in keys)
+
+
 def check_record_shape(
     stream: str, record: dict[str, Any], schema: dict[str, Any], keys: Sequence[str]
 ) -> None:
@@ -52,14 +58,14 @@ def check_record_shape(
         elif not types or any(_matches(value, json_type) for json_type in types):
             if property_schema.get("format") != "date-time" or is_timestamp(value):
                 continue
-            key = ", ".join(f"{k}={record.get(k)!r}" for k in keys)
+            key = _key_of(record, keys)
             msg = (
-                f"Stream {stream}, record {key}: field '{name}' is {value!r:.60}, not a "
+                f"Stream {stream}, record {key}: field '{name}' is {quote(value, 60)}, not a "
                 "date-time. The API changed this field's format; upgrade tap-conversations "
                 "or report it with this line."
             )
             raise RecordShapeError(msg)
-        key = ", ".join(f"{k}={record.get(k)!r}" for k in keys)
+        key = _key_of(record, keys)
         got = "null" if value is None else type(value).__name__
         msg = (
             f"Stream {stream}, record {key}: field '{name}' is {got}, but its schema allows "

@@ -208,6 +208,8 @@ def test_truncated_object_is_never_taken_for_a_whole_one(
     body=b'{"error": "rate_limited"}',
     retry_after="Mon, 01 Jan 2024 00:00:00 -0000",  # RFC 2822's unknown zone: naive
 )
+@example(status=403, body=b'{"required_scope": {}}', retry_after=None)  # unhashable scope
+@example(status=503, body='{"message": "réessayez"}'.encode("latin-1"), retry_after=None)
 def test_error_answers_become_the_taps_errors(
     status: int, body: bytes, retry_after: str | None
 ) -> None:

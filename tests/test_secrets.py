@@ -18,6 +18,7 @@ from tap_conversations.errors import TapConversationsError
 from tap_conversations.settings import Settings
 from tests.harness import ALL_STREAMS, catalog_selecting, run_sync, tap_config
 from tests.helpers import (
+    DATE,
     Answer,
     CliResult,
     CraftedApi,
@@ -243,3 +244,136 @@ def test_detail_answer_echoing_the_token_prefix_is_not_a_leak(
     out = run_sync(crafted_config(api, api_token=TOKEN), streams=["conversations"])
     assert out.records("conversations")
     assert TOKEN[:11] not in repr(out.messages)
+
+
+# --- server content that echoes the token into a 200 answer ------------------------------
+
+#: Every piece of the token a message could keep: 6 characters or more are masked.
+TOKEN_PIECES = {TOKEN[i : i + 6] for i in range(len(TOKEN) - 5)}
+TIES = [{"id": f"0b7c2a4e-3333-4a2b-9c3d-{n:012d}", "date": DATE} for n in range(25)]
+SPREAD = [
+    {"id": f"0b7c2a4e-4444-4a2b-9c3d-{n:012d}", "date": f"2099-01-01T10:{n:02d}:00.000Z"}
+    for n in range(25)
+]
+
+
+def _list_answer(items: list[Any], *, has_more: bool, cursor: object) -> Answer:
+    return Answer(
+        body={
+            "conversations": items,
+            "pagination": {"has_more": has_more, "next_cursor": cursor, "limit": 25},
+        }
+    )
+
+
+def _echo_item_without_id(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    item = {"date": DATE, "title": api.authorizations[-1]}
+    return _list_answer([item], has_more=False, cursor=None)
+
+
+def _echo_id_without_date(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    return _list_answer([{"id": api.authorizations[-1], "date": "x"}], has_more=False, cursor=None)
+
+
+def _echo_stuck_cursor(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    return _list_answer(TIES, has_more=True, cursor=api.authorizations[-1])
+
+
+def _echo_fresh_cursor(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    # The same page whatever is asked, with a new cursor each time: nothing new arrives.
+    cursor = f"{api.authorizations[-1]}#{len(api.requests)}"
+    return _list_answer(SPREAD, has_more=True, cursor=cursor)
+
+
+def _echo_empty_page(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    return _list_answer([], has_more=True, cursor=api.authorizations[-1])
+
+
+def _echo_date_value(api: CraftedApi, path: str) -> Answer:
+    detail = conversation_detail(date=api.authorizations[-1])
+    return one_conversation_api(detail)(path, {})
+
+
+def _echo_error_body(api: CraftedApi, path: str) -> Answer:  # noqa: ARG001
+    return Answer(400, {"error": "bad_request", "message": f"rejected {api.authorizations[-1]}"})
+
+
+#: (responder, what the message must still say), one per message that quotes the server.
+ECHOES: dict[str, tuple[Callable[[CraftedApi, str], Answer], str]] = {
+    "item-without-id": (_echo_item_without_id, "GET /conversations listed an item without an id"),
+    "id-without-date": (_echo_id_without_date, "without a valid date"),
+    "cursor-stuck": (_echo_stuck_cursor, "its cursor does not advance (next_cursor: 'Bearer "),
+    "cursor-brings-nothing": (_echo_fresh_cursor, "stopped bringing new conversations"),
+    "empty-page": (_echo_empty_page, "said has_more but listed nothing (next_cursor: 'Bearer "),
+    "record-shape": (_echo_date_value, "field 'date' is 'Bearer [api_token]', not a date-time"),
+    "error-body": (_echo_error_body, "GET /conversations answered HTTP 400: 'rejected Bearer "),
+}
+
+
+def assert_no_token_piece(text: str, where: str) -> None:
+    """No piece of 6 or more characters of the token appears in `text`."""
+    lines = [line for line in text.splitlines() if any(p in line for p in TOKEN_PIECES)]
+    assert not lines, f"pieces of the token leaked into {where}: {lines}"
+
+
+@pytest.fixture(params=sorted(ECHOES))
+def echoing_api(
+    request: pytest.FixtureRequest, crafted: Callable[..., CraftedApi]
+) -> tuple[CraftedApi, str]:
+    """A crafted API echoing the request's Authorization header where a message quotes it."""
+    echo, says = ECHOES[request.param]
+    api: CraftedApi = crafted(lambda path, _query: echo(api, path))
+    return api, says
+
+
+def test_a_200_answer_echoing_the_token_leaks_no_piece_into_the_logs(
+    echoing_api: tuple[CraftedApi, str], tmp_path: Path
+) -> None:
+    api, says = echoing_api
+    config = crafted_config(api, api_token=TOKEN)
+    catalog = catalog_selecting(config, ["conversations"])
+    result = run_cli(tmp_path, config, catalog=catalog, env=DEBUG)
+    assert set(api.authorizations) == {f"Bearer {TOKEN}"}  # the echo really carried it
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert_debug_logging(result)
+    assert "Traceback" not in result.stderr
+    assert any(says in line for line in result.error_lines), result.stderr[-3000:]
+    assert "[api_token]" in result.stderr  # masked where it was quoted, not left out
+    assert_no_token_piece(result.output, "the output")
+
+
+def test_a_200_answer_echoing_the_token_leaks_no_piece_into_the_exception(
+    echoing_api: tuple[CraftedApi, str],
+) -> None:
+    api, says = echoing_api
+    with pytest.raises(TapConversationsError) as caught:
+        run_sync(crafted_config(api, api_token=TOKEN), streams=["conversations"])
+    assert set(api.authorizations) == {f"Bearer {TOKEN}"}
+    texts = _exception_texts(caught.value)
+    assert says in str(caught.value)
+    assert_no_token_piece(texts, "the exception")
+
+
+def test_quoting_masks_the_tokens_of_live_clients_only() -> None:
+    """The client registers its token for masking while it lives; a cut comes after the mask."""
+    from tap_conversations import redaction  # noqa: PLC0415
+    from tap_conversations.client import ApiClient  # noqa: PLC0415
+    from tap_conversations.rate_limit import RequestPacer  # noqa: PLC0415
+
+    echo = {"note": f"{'x' * 190} Bearer {TOKEN}", "cursor": f"?cursor=Bearer%20{TOKEN}"}
+    client = ApiClient(
+        base_url="http://127.0.0.1:9/api/v1",
+        token=TOKEN,
+        pacer=RequestPacer(60),
+        timeout_seconds=5,
+        max_connections=1,
+        user_agent="tests",
+    )
+    try:
+        for text in (redaction.quote(echo), redaction.quote(echo["note"]), repr(echo)):
+            assert_no_token_piece(redaction.excerpt(text, 10_000), "a quote")
+        assert redaction.quote(echo["note"]).endswith("Bearer [a'")
+        assert len(redaction.quote(echo, 50)) == 50
+    finally:
+        client.close()
+    assert TOKEN in redaction.quote(echo["cursor"])  # no longer masked, nor any other text
