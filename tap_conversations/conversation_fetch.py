@@ -27,6 +27,7 @@ from tap_conversations.errors import (
     NotFoundError,
     QuotaExceededError,
 )
+from tap_conversations.redaction import mask
 from tap_conversations.scopes import PER_CONVERSATION_PROBES
 from tap_conversations.timestamps import format_timestamp
 
@@ -252,7 +253,7 @@ class ConversationFetcher:
             LOGGER.warning(
                 "conversations: GET /conversations/%s answered another conversation; it "
                 "stays pending and is fetched again on a later run.",
-                conversation_id,
+                mask(conversation_id),
             )
             return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
         bundle = ConversationBundle(conversation_id, date, detail)

@@ -40,6 +40,7 @@ from tap_conversations.errors import (
 from tap_conversations.planner import FetchList, RunPlanner
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
+from tap_conversations.redaction import mask, quote
 from tap_conversations.scopes import probe_missing
 from tap_conversations.sdk_internals import ChunkedParentStream, SdkStream
 from tap_conversations.settings import HISTORY_DAYS
@@ -355,9 +356,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         account_id = str(account.get("id"))
         if checkpoint.account_id not in (None, account_id):
             msg = (
-                f"The state was written for account {checkpoint.account_id}, but the token "
-                f"reads account {account_id} ({account.get('name')!r}): continuing from it "
-                f"would skip that account's conversations. {StateError.FIX}"
+                f"The state was written for account {quote(checkpoint.account_id)}, but the "
+                f"token reads account {quote(account_id)} ({quote(account.get('name'))}): "
+                f"continuing from it would skip that account's conversations. {StateError.FIX}"
             )
             raise StateError(msg)
         checkpoint.account_id = account_id
@@ -434,7 +435,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 f"when they left the API's {HISTORY_DAYS} days of history"
                 if aged_out
                 else f"when fetched {PROCESSING_ALLOWANCE.days} days after their date",
-                ", ".join(ids),
+                mask(", ".join(ids)),
                 "" if reason == PROCESSING else " Ask the vendor's support about them.",
             )
         checkpoint.write_to(self.stream_state)
@@ -452,7 +453,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         for date, all_queries in sorted(by_date.items()):
             # The widest groups say it: their parts are parts of the same gap.
             fewest = min(len(q) for q in all_queries)
-            queries = [q for q in all_queries if len(q) == fewest]
+            groups = [q for q in all_queries if len(q) == fewest]
             LOGGER.warning(
                 "conversations: more than %d conversations share the date %s (%s); could not "
                 "prove every conversation at this instant was listed: the API's filters "
@@ -462,7 +463,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 "to the vendor with this line.",
                 PAGE_SIZE,
                 date,
-                "; ".join(", ".join(f"{k}={v}" for k, v in q.items()) or "all" for q in queries),
+                mask(
+                    "; ".join(", ".join(f"{k}={v}" for k, v in q.items()) or "all" for q in groups)
+                ),
             )
 
     def _fetch_plan(self) -> FetchPlan:
@@ -516,9 +519,9 @@ class ConversationPartStream(ConversationsApiStream):
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             return value
         msg = (
-            f"Stream {self.name}, conversation_id={bundle.conversation_id!r}: field '{part}' is "
-            f"{type(value).__name__}, but the API promises a list of objects. The API changed "
-            "this field's type; upgrade tap-conversations or report it with this line."
+            f"Stream {self.name}, conversation_id={quote(bundle.conversation_id)}: field "
+            f"'{part}' is {type(value).__name__}, but the API promises a list of objects. The API "
+            "changed this field's type; upgrade tap-conversations or report it with this line."
         )
         raise RecordShapeError(msg)
 

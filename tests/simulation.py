@@ -137,7 +137,7 @@ def generate(seed: int, runs: int = 12) -> History:
     rng = random.Random(seed)
     window = rng.choice((1, 6, 24))
     quota = rng.choice((1000, 1000, 60, 25))
-    schedule = rng.choice(("hourly", "daily", "irregular"))
+    schedule = rng.choice(("hourly", "daily", "irregular", "sparse"))
     total = dt.timedelta(days=HISTORY_DAYS)
     keys = 0
     steps = []
@@ -146,6 +146,8 @@ def generate(seed: int, runs: int = 12) -> History:
             advance = dt.timedelta(hours=rng.choice((1, 1, 2, 5)))
         elif schedule == "daily":
             advance = dt.timedelta(days=1, minutes=rng.randrange(-30, 30))
+        elif schedule == "sparse":  # weeks pass: conversations age out of the 30 days
+            advance = dt.timedelta(hours=rng.randrange(48, 120))
         else:
             advance = dt.timedelta(minutes=rng.randrange(5, 3 * 24 * 60))
         advance = min(advance, total / runs * 3)
