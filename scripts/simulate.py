@@ -27,11 +27,16 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--runs", type=int, default=12, help="tap runs per history (default 12)")
     parser.add_argument("--no-shrink", action="store_true", help="print failures as generated")
+    parser.add_argument(
+        "--real-signals",
+        action="store_true",
+        help="run the real executable, stopped by SIGTERM/SIGKILL (about 10 s a history)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     failed = []
     for seed in range(args.first, args.first + args.seeds):
-        history = generate(seed, args.runs)
+        history = generate(seed, args.runs, real_signals=args.real_signals)
         violations = Replay(history).play()
         if not violations:
             continue

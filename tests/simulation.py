@@ -31,15 +31,22 @@ import json
 import logging
 import random
 import re
+import shutil
+import signal
+import subprocess
+import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tap_conversations import client as client_module
 from tap_conversations.bookmarks import PROCESSING_ALLOWANCE
+from tap_conversations.clock import utc_now
 from tap_conversations.planner import recheck_budget
 from tap_conversations.settings import HISTORY_DAYS
 from tap_conversations.tap import TapConversations
 from tests.harness import Warehouse, catalog_selecting
+from tests.helpers import TAP_EXE, cli_env
 from tests.sandbox import Sandbox
 
 if TYPE_CHECKING:
@@ -60,6 +67,23 @@ class SimClock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.now += delta
+
+
+class RealClock(SimClock):
+    """The real clock, for histories whose runs are real processes (real signals)."""
+
+    def __init__(self) -> None:
+        super().__init__(utc_now())
+
+    def __call__(self) -> dt.datetime:
+        self.now = utc_now()
+        return self.now
+
+    def advance(self, delta: dt.timedelta) -> None:  # noqa: ARG002 - time passes by itself
+        self()
 
 
 # --- a history as data -------------------------------------------------------------
@@ -91,6 +115,10 @@ class RunSpec:
     state_form: str = "value"
     #: Keep this share of the output lines (a stop); None: the run ends on its own.
     cut: float | None = None
+    #: With real signals: the signal that stops the run, after `kill_after` STATE lines
+    #: that hold the conversations bookmark (1: after the first chunk's).
+    signal: str | None = None
+    kill_after: int = 0
 
     def __str__(self) -> str:
         parts = [",".join(self.streams)]
@@ -100,6 +128,8 @@ class RunSpec:
             parts.append(f"state as {self.state_form}")
         if self.cut is not None:
             parts.append(f"cut at {self.cut:.0%}")
+        if self.signal is not None:
+            parts.append(f"SIG{self.signal} after {self.kill_after} bookmark STATE lines")
         return " ".join(parts)
 
 
@@ -116,6 +146,8 @@ class History:
     late_data_window_hours: int
     daily_quota: int
     steps: tuple[Step, ...]
+    #: The runs are real processes on the real clock, stopped by real signals.
+    real_signals: bool = False
 
     def render(self) -> str:
         lines = [
@@ -132,7 +164,7 @@ class History:
         return "\n".join(lines)
 
 
-def generate(seed: int, runs: int = 12) -> History:
+def generate(seed: int, runs: int = 12, *, real_signals: bool = False) -> History:
     """A random history: a month of arrivals, faults that heal, stops and changed wishes."""
     rng = random.Random(seed)
     window = rng.choice((1, 6, 24))
@@ -166,14 +198,27 @@ def generate(seed: int, runs: int = 12) -> History:
         )
         steps.append(Step(advance, tuple(events), run))
     # The last run is clean: no fault pending, a new day's quota, nothing cut.
+    if real_signals:
+        steps = [_with_real_signal(rng, step) for step in steps]
     steps.append(
         Step(
             dt.timedelta(hours=1),
             (Event("heal"),),
-            replace(steps[-1].run, cut=None),
+            replace(steps[-1].run, cut=None, signal=None),
         )
     )
-    return History(seed, window, quota, tuple(steps))
+    return History(seed, window, quota, tuple(steps), real_signals)
+
+
+def _with_real_signal(rng: random.Random, step: Step) -> Step:
+    """A step for a real process: no waits in retries it cannot skip, a real stop."""
+    events = tuple(
+        e for e in step.events if not (e.kind == "fail" and e.arg("status") in (429, 503))
+    )
+    run = replace(step.run, cut=None)
+    if step.run.cut is not None:
+        run = replace(run, signal=rng.choice(("TERM", "KILL")), kill_after=1)
+    return replace(step, events=events, run=run)
 
 
 def _random_event(  # noqa: PLR0911 - one return per kind of event
@@ -264,6 +309,7 @@ class Replay:
 
     history: History
     clock: SimClock = field(default_factory=lambda: SimClock(START))
+    workdir: Path | None = None
     warehouse: Warehouse = field(default_factory=Warehouse)
     state: dict[str, Any] | None = None
     #: Conversation ids by key (None: never added because its event was shrunk away).
@@ -271,17 +317,22 @@ class Replay:
     named: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     rechecks_per_day: dict[str, int] = field(default_factory=dict)
+    #: Runs that were stopped (cut or signalled) before they ended.
+    stops: int = 0
 
     def play(self) -> list[str]:
+        if self.history.real_signals:
+            self.clock = RealClock()
         with _fast_retries(), Sandbox(conversations=0, clock=self.clock) as sb:
             sb.set_rate_limit(1_000_000)
             sb.set_daily_quota(self.history.daily_quota)
             self._setup(sb)
             for number, step in enumerate(self.history.steps):
-                self.clock.now += step.advance
+                self.clock.advance(step.advance)
                 for event in step.events:
                     self._apply(sb, event)
                 result = self._run(sb, step.run)
+                self.stops += result.cut
                 self._check(sb, number, step.run, result)
                 if self.violations:
                     break
@@ -403,6 +454,8 @@ class Replay:
         return self.state
 
     def _run(self, sb: Sandbox, run: RunSpec) -> RunResult:
+        if self.history.real_signals:
+            return self._run_process(sb, run)
         config = self._config(sb, run)
         catalog = catalog_selecting(config, run.streams)
         handler = _Warnings()
@@ -432,6 +485,44 @@ class Replay:
             lines = lines[: int(len(lines) * (run.cut or 0))]
         messages = [json.loads(line) for line in lines]
         return RunResult(messages, handler.lines, error, cut)
+
+    def _run_process(self, sb: Sandbox, run: RunSpec) -> RunResult:
+        """The real executable, stopped by a real signal after `kill_after` bookmark STATEs."""
+        workdir = Path(tempfile.mkdtemp(prefix="simulation-"))
+        # Paced (50 ms a request), so that a signal sent on the first chunk's STATE line
+        # lands while the run still has work: a stop, not a race with its end.
+        config = {**self._config(sb, run), "max_requests_per_minute": 1200}
+        (workdir / "config.json").write_text(json.dumps(config))
+        (workdir / "catalog.json").write_text(json.dumps(catalog_selecting(config, run.streams)))
+        command = [TAP_EXE, "--config", "config.json", "--catalog", "catalog.json"]
+        state = self._handed_over(run.state_form)
+        if state is not None:
+            (workdir / "state.json").write_text(json.dumps(state))
+            command += ["--state", "state.json"]
+        with (workdir / "stderr.txt").open("wb") as stderr:
+            process = subprocess.Popen(  # noqa: S603 - our own executable
+                command, cwd=workdir, stdout=subprocess.PIPE, stderr=stderr, env=cli_env()
+            )
+            assert process.stdout is not None
+            lines = []
+            bookmarks = 0
+            for raw in process.stdout:
+                lines.append(raw.decode("utf-8", errors="replace"))
+                bookmarks += b'"type":"STATE"' in raw and b'"replication_key_value":"' in raw
+                if run.signal is not None and bookmarks == run.kill_after:
+                    process.send_signal(getattr(signal, f"SIG{run.signal}"))
+                    lines += [raw.decode("utf-8", errors="replace") for raw in process.stdout]
+                    break
+            returncode = process.wait(timeout=120)
+        messages = []
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a line a SIGKILL cut in half
+                messages.append(json.loads(line))
+        logged = (workdir / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        shutil.rmtree(workdir, ignore_errors=True)
+        stopped = returncode != 0 and run.signal is not None
+        error = None if returncode == 0 or stopped else f"exit {returncode}: {logged[-500:]}"
+        return RunResult(messages, logged.splitlines(), error, cut=stopped)
 
     # --- the invariant -------------------------------------------------------------
 
@@ -556,9 +647,9 @@ def _fast_retries() -> Iterator[None]:
 # --- running and shrinking -----------------------------------------------------------
 
 
-def simulate(seed: int, runs: int = 12) -> list[str]:
+def simulate(seed: int, runs: int = 12, *, real_signals: bool = False) -> list[str]:
     """Replay the history of `seed`; the violations of the invariant (empty: it holds)."""
-    return Replay(generate(seed, runs)).play()
+    return Replay(generate(seed, runs, real_signals=real_signals)).play()
 
 
 def shrink(history: History, budget: int = 40) -> History:

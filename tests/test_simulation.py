@@ -35,6 +35,16 @@ def test_every_row_is_loaded_named_or_pending(seed: int) -> None:
         )
 
 
+@pytest.mark.parametrize("seed", [2000, 2002])
+def test_histories_with_real_processes_and_real_signals(seed: int) -> None:
+    """The runs are the real executable, stopped by SIGTERM or SIGKILL at a seeded line."""
+    history = generate(seed, runs=6, real_signals=True)
+    replay = Replay(history)
+    violations = replay.play()
+    assert not violations, f"seed {seed} (real signals): {violations[:3]}\n{history.render()}"
+    assert replay.stops >= 1, "no run was stopped by its signal"
+
+
 def test_the_generator_covers_every_kind_of_event_and_run() -> None:
     """The 50 histories hold every event kind, stops, each state form and filter changes."""
     histories = [generate(seed) for seed in CI_SEEDS]

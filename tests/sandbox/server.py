@@ -808,7 +808,8 @@ class Sandbox:
             msg = f"unknown overrides: {sorted(unknown)}"
             raise TypeError(msg)
         now = self._now_ms()
-        when = now if date is None else to_utc(date)
+        # The API writes milliseconds: a finer date would list differently than it reads.
+        when = now if date is None else truncate_ms(to_utc(date))
         with self._lock:
             conv = self._gen.conversation(when, processed=processed, now=now)
             self._apply_overrides(conv, overrides)
