@@ -18,6 +18,11 @@ them next to the pin):
 * `Tap._handle_termination`: on SIGTERM/SIGINT the SDK writes its state from inside
   the handler, possibly onto a line being written, and exits 0; the tap defers to a
   safe point and fails the run (see `termination.py`).
+* `Stream._write_activate_version_message` and `Stream._stream_version`: the SDK
+  writes ACTIVATE_VERSION before a full-table stream's records (a loader then marks
+  every row deleted before the new version arrives, and a run that fails midway
+  leaves them so), and for every full-table stream, children of an incremental parent
+  included. The reference streams write it after their last record, and only they do.
 
 Nothing outside this module names a private SDK member.
 """
@@ -41,6 +46,7 @@ SDK_PRIVATE_MEMBERS: tuple[tuple[type, str], ...] = (
     (Stream, "_write_state_message"),
     (Tap, "_validate_config"),
     (Tap, "_handle_termination"),
+    (Stream, "_write_activate_version_message"),
 )
 
 
@@ -60,6 +66,29 @@ class SdkStream(Stream):
     def write_state_now(self) -> None:
         """Write this stream's state as a STATE message now."""
         self._write_state_message()
+
+
+class VersionedFullTableStream(SdkStream):
+    """A full-table stream whose every read is a version: rows not in it are gone.
+
+    `begin_version` before the first record (records then carry the version), and
+    `activate_version` after the last one; a read that fails in between activates
+    nothing, so a loader keeps the previous version whole.
+    """
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's own (before the records); see `activate_version`."""
+        return False
+
+    def begin_version(self, version: int) -> None:
+        """Tag the records that follow with `version`."""
+        self._stream_version = version
+
+    def activate_version(self) -> None:
+        """Tell the loader the version is complete (ACTIVATE_VERSION)."""
+        if self._stream_version is not None:
+            self._write_activate_version_message(self._stream_version)
 
 
 class ChunkedParentStream(SdkStream):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -42,7 +43,11 @@ from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.redaction import mask, quote
 from tap_conversations.scopes import probe_missing
-from tap_conversations.sdk_internals import ChunkedParentStream, SdkStream
+from tap_conversations.sdk_internals import (
+    ChunkedParentStream,
+    SdkStream,
+    VersionedFullTableStream,
+)
 from tap_conversations.settings import HISTORY_DAYS
 from tap_conversations.timestamps import format_timestamp
 
@@ -96,23 +101,36 @@ class ConversationsApiStream(SdkStream):
             self.conversations_tap.log_summary()
 
 
-class ListEndpointStream(ConversationsApiStream):
+class ListEndpointStream(VersionedFullTableStream, ConversationsApiStream):
     """A stream read with one GET of a list (or single-object) endpoint."""
 
     path: ClassVar[str]
     #: Key of the records array in the response; None when the response is the record.
     records_key: ClassVar[str | None] = None
     cost = "1 request per sync"
+    #: Each read is the whole current list: a row missing from it was removed at the
+    #: source (a user who left, a department switched off), and ACTIVATE_VERSION tells
+    #: the loader so (target-postgres marks it in `_sdc_deleted_at`).
+    removals_reach_the_loader: ClassVar[bool] = True
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
-        """Yield the endpoint's records."""
+        """Yield the endpoint's records; then, when the read was whole, activate them."""
         tap = self.conversations_tap
         if tap.scopes.is_missing(self.scope):
             return
+        versioned = self.removals_reach_the_loader and self.config.get(
+            "emit_activate_version_messages", True
+        )
+        if versioned:
+            self.begin_version(time.time_ns() // 1_000_000)
         try:
-            yield from self.read()
+            records = self.read()
         except MissingScopeError as error:
             tap.scopes.missing(self.scope or "", error)
+            return
+        yield from records
+        if versioned:
+            self.activate_version()
 
     def read(self) -> list[dict[str, Any]]:
         """The endpoint's records (one request)."""
@@ -188,6 +206,8 @@ class WebhookDeliveriesStream(ListEndpointStream):
     name = "webhook_deliveries"
     path = "/webhooks/deliveries"
     records_key = "deliveries"
+    # The endpoint keeps 7 days: a delivery that leaves it aged out, it was not removed.
+    removals_reach_the_loader = False
     primary_keys = ("id",)
     schema = schemas.WEBHOOK_DELIVERY
 

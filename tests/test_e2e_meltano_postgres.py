@@ -532,6 +532,49 @@ def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
         assert ids == {c["id"] for c in sb.listed_conversations()}
 
 
+def test_a_user_removed_at_the_source_is_soft_deleted_and_left_out_of_the_models(
+    meltano: Meltano,
+    postgres: PostgresServer,
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """ACTIVATE_VERSION after the reference streams: target-postgres marks what left."""
+    sb = sandbox_factory(seed=7, conversations=5, rate_limit=100_000)
+    env = {
+        "TAP_CONVERSATIONS_API_URL": sb.base_url,
+        "TAP_CONVERSATIONS_API_TOKEN": sb.token,
+        "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+        "TAP_CONVERSATIONS__SELECT": json.dumps(["users.*", "departments.*", "teams.*"]),
+        "TARGET_POSTGRES_HOST": postgres.host,
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
+        "TARGET_POSTGRES_DATABASE": postgres.dbname,
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "removals",
+    }
+    meltano.run("run", "tap-conversations", "target-postgres", extra_env=env)
+    leaving = sb.users()[0]["id"]
+    switched_off = sb.departments()[1]["id"]
+    sb.set_user_active(leaving, active=False)
+    sb.set_department_enabled(switched_off, enabled=False)
+    meltano.run("run", "tap-conversations", "target-postgres", extra_env=env)
+    with psycopg.connect(postgres.conninfo) as conn:
+        users = dict(
+            conn.execute(
+                'SELECT id::text, _sdc_deleted_at IS NOT NULL FROM removals."users"'
+            ).fetchall()
+        )
+        departments = dict(
+            conn.execute(
+                'SELECT id::text, _sdc_deleted_at IS NOT NULL FROM removals."departments"'
+            ).fetchall()
+        )
+    # Every user ever seen stays, the one who left is marked deleted, no other is.
+    assert {uid for uid, deleted in users.items() if deleted} == {leaving}
+    assert set(users) == {u["id"] for u in sb.users()} | {leaving}
+    assert {did for did, deleted in departments.items() if deleted} == {switched_off}
+    assert set(departments) == {d["id"] for d in sb.departments()} | {switched_off}
+
+
 @pytest.fixture
 def private_dir() -> Iterator[Path]:
     """A 0700 directory in /tmp (not under pytest's basetemp, whose mode must stay)."""

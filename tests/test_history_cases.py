@@ -306,3 +306,37 @@ def test_re_checks_come_after_new_conversations_within_a_tenth_of_the_quota(
     again = account.run(["conversations"], daily_conversation_quota=quota)
     assert again.ids("conversations") == []
     assert len(account.conversations_state["pending"]) == 30
+
+
+def test_a_user_removed_at_the_source_is_a_removed_version(account: Account) -> None:
+    """Each read of a reference stream is a version; ACTIVATE_VERSION follows its records."""
+    sb = account.sb
+    first = account.run(["users", "departments", "teams", "webhook_deliveries"])
+    leaving = sb.users()[0]["id"]
+    sb.set_user_active(leaving, active=False)
+    second = account.run(["users", "departments", "teams", "webhook_deliveries"])
+    for out in (first, second):
+        for stream in ("users", "departments", "teams"):
+            messages = [m for m in out.messages if m.get("stream") == stream]
+            records = [m for m in messages if m["type"] == "RECORD"]
+            activations = [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
+            # After the last record, once, with the version every record carries.
+            assert len(activations) == 1
+            assert messages[-1] == activations[0]
+            assert {m["version"] for m in records} == {activations[0]["version"]}
+        # Deliveries leave the endpoint after 7 days: aging out is not a removal.
+        assert not [
+            m
+            for m in out.messages
+            if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "webhook_deliveries"
+        ]
+    assert leaving not in second.ids("users")
+    assert leaving in first.ids("users")
+    version = next(m["version"] for m in second.messages if m["type"] == "ACTIVATE_VERSION")
+    assert version > next(m["version"] for m in first.messages if m["type"] == "ACTIVATE_VERSION")
+
+
+def test_a_reference_read_that_fails_activates_nothing(account: Account) -> None:
+    token = account.sb.add_token(scopes=("conversations",))  # no users scope: a 403
+    out = run_sync(tap_config(account.sb, token=token), streams=["users"], clock=account.clock)
+    assert [m for m in out.messages if m["type"] in {"RECORD", "ACTIVATE_VERSION"}] == []

@@ -24,6 +24,7 @@ EXPECTED_PARAMETERS: dict[tuple[type, str], list[str]] = {
     (Stream, "_write_state_message"): ["self"],
     (Tap, "_validate_config"): ["self", "raise_errors"],
     (Tap, "_handle_termination"): ["self", "signum", "frame"],
+    (Stream, "_write_activate_version_message"): ["self", "full_table_version"],
 }
 PACKAGE = Path(sdk_internals.__file__).parent
 
