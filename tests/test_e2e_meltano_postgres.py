@@ -558,12 +558,12 @@ def test_a_user_removed_at_the_source_is_soft_deleted_and_left_out_of_the_models
     sb.set_department_enabled(switched_off, enabled=False)
     meltano.run("run", "tap-conversations", "target-postgres", extra_env=env)
     with psycopg.connect(postgres.conninfo) as conn:
-        users = dict(
+        users: dict[str, bool] = dict(
             conn.execute(
                 'SELECT id::text, _sdc_deleted_at IS NOT NULL FROM removals."users"'
             ).fetchall()
         )
-        departments = dict(
+        departments: dict[str, bool] = dict(
             conn.execute(
                 'SELECT id::text, _sdc_deleted_at IS NOT NULL FROM removals."departments"'
             ).fetchall()
