@@ -143,3 +143,14 @@ def test_hub_fields_and_the_release_they_name() -> None:
     assert f'Repository = "{definition["repo"]}"' in pyproject
     assert f'Documentation = "{definition["docs"]}"' in pyproject
     assert 'name = "tap-conversations"' in pyproject
+
+
+def test_readme_first_screen_adds_the_tap_from_the_file() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_screen = "\n".join(readme.splitlines()[:30])
+    definition = _definition()
+    raw = definition["repo"].replace("https://github.com/", "https://raw.githubusercontent.com/")
+    assert "meltano add --plugin-type extractor tap-conversations \\\n" in first_screen
+    assert f"--from-ref {raw}/main/plugin/tap-conversations.yml\n" in first_screen
+    select = json.dumps(definition["select"])
+    assert f"meltano config set tap-conversations _select '{select}'" in first_screen
