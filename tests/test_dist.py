@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +50,30 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def venvs(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | Exception]:
+    """The wheel installed for every Python at once (pip waits on the index, mostly)."""
+    base = tmp_path_factory.mktemp("venvs")
+
+    def install(version: str) -> Path | Exception:
+        try:
+            return Path(check_dist.install(wheel, check_dist.find_python(version), base / version))
+        except check_dist.DistError as error:
+            return error  # raised by the test of this version
+
+    with ThreadPoolExecutor(max_workers=len(PYTHONS)) as pool:
+        return dict(zip(PYTHONS, pool.map(install, PYTHONS), strict=True))
+
+
 @pytest.mark.parametrize("python_version", PYTHONS)
 def test_wheel_installs_in_a_clean_venv_and_syncs_the_sandbox(
-    wheel: Path, python_version: str, sandbox: Sandbox, tmp_path: Path
+    venvs: dict[str, Path | Exception], python_version: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    try:
-        python = check_dist.find_python(python_version)
-    except check_dist.DistError as error:
-        unavailable(str(error))
-    bin_dir = check_dist.install(wheel, python, tmp_path / "venv")
+    bin_dir = venvs[python_version]
+    if isinstance(bin_dir, Exception):
+        if str(bin_dir).startswith("no Python"):
+            unavailable(str(bin_dir))
+        raise bin_dir
     assert (bin_dir / f"python{python_version}").exists()
 
     about = check_dist.about(bin_dir)

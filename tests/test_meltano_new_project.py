@@ -10,6 +10,7 @@ finds it) in an empty temp dir:
     meltano install
     meltano config set tap-conversations _select '["*.*", "!transcript_segments.*"]'
     meltano config set tap-conversations mediums '["call"]'
+    meltano config set tap-conversations api_token <the sandbox's>
     meltano run tap-conversations target-postgres
 
 The definition is the repository's file with one change, ``pip_url`` pointing at this
@@ -174,8 +175,6 @@ def test_added_from_the_definition_file_alone(project: NewProject) -> None:
     # carried into the project, hence the README's `config set ... _select` line.
     assert "keywords" not in tap
     assert "select" not in tap
-    about = project.run("invoke", "tap-conversations", "--about", "--format", "json").stdout
-    assert json.loads(about)["name"] == "tap-conversations"
 
 
 def test_new_project_syncs_the_sandbox_into_postgres(
@@ -185,8 +184,6 @@ def test_new_project_syncs_the_sandbox_into_postgres(
         "config", "set", "tap-conversations", "_select", '["*.*", "!transcript_segments.*"]'
     )
     project.run("config", "set", "tap-conversations", "mediums", '["call"]')
-    project.run("config", "set", "tap-conversations", "api_url", sandbox.base_url)
-    project.run("config", "set", "tap-conversations", "max_requests_per_minute", "100000")
     project.run("config", "set", "tap-conversations", "api_token", sandbox.token)
     tap = project.plugin("extractors", "tap-conversations")
     assert tap["config"]["mediums"] == ["call"], "kind: array stores a list, not a string"
@@ -194,7 +191,9 @@ def test_new_project_syncs_the_sandbox_into_postgres(
     assert "api_token" not in tap["config"], "the token went into meltano.yml"
     assert sandbox.token in (project.root / ".env").read_text()
 
-    loader_env = {
+    run_env = {
+        "TAP_CONVERSATIONS_API_URL": sandbox.base_url,
+        "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
         "TARGET_POSTGRES_HOST": postgres.host,
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": postgres.user,
@@ -202,7 +201,7 @@ def test_new_project_syncs_the_sandbox_into_postgres(
         "TARGET_POSTGRES_DATABASE": postgres.dbname,
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
     }
-    project.run("run", "tap-conversations", "target-postgres", extra_env=loader_env)
+    project.run("run", "tap-conversations", "target-postgres", extra_env=run_env)
 
     calls = {c["id"] for c in sandbox.listed_conversations(medium="call")}
     assert 0 < len(calls) < len(sandbox.listed_conversations())
@@ -221,13 +220,15 @@ def test_new_project_syncs_the_sandbox_into_postgres(
 
 def test_the_taps_errors_show_as_errors_in_meltano(project: NewProject, sandbox: Sandbox) -> None:
     """structured-logging: Meltano logs the tap's ERROR line at error, not info."""
-    project.run("config", "set", "tap-conversations", "api_url", sandbox.base_url)
     result = project.run(
         "--log-format",
         "json",
         "invoke",
         "tap-conversations",
-        extra_env={"TAP_CONVERSATIONS_API_TOKEN": "mt_wrong_token"},
+        extra_env={
+            "TAP_CONVERSATIONS_API_URL": sandbox.base_url,
+            "TAP_CONVERSATIONS_API_TOKEN": "mt_wrong_token",
+        },
         check=False,
     )
     assert result.returncode == 1
