@@ -62,11 +62,14 @@ else
 fi
 
 # --- Meltano, in its own venv ----------------------------------------------------------
-if [[ "$("$MELTANO_VENV/bin/meltano" --version 2>/dev/null || true)" != *"version $MELTANO_VERSION"* ]]; then
-    log "installing meltano==$MELTANO_VERSION into .venv/meltano"
+# With its `postgres` extra (psycopg 3): the system database, and so the state, can live in
+# PostgreSQL (MELTANO_DATABASE_URI=postgresql+psycopg://...), shared by stateless workers.
+if [[ "$("$MELTANO_VENV/bin/meltano" --version 2>/dev/null || true)" != *"version $MELTANO_VERSION"* ]] ||
+    ! "$MELTANO_VENV/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+    log "installing meltano[postgres]==$MELTANO_VERSION into .venv/meltano"
     [[ -x "$MELTANO_VENV/bin/python" ]] || "$PYTHON" -m venv "$MELTANO_VENV"
     "$MELTANO_VENV/bin/python" -m pip install -q --upgrade pip
-    "$MELTANO_VENV/bin/python" -m pip install -q "meltano==$MELTANO_VERSION"
+    "$MELTANO_VENV/bin/python" -m pip install -q "meltano[postgres]==$MELTANO_VERSION"
 else
     log "meltano $MELTANO_VERSION present (.venv/meltano)"
 fi
