@@ -6,8 +6,10 @@
 #
 # What it makes:
 #   .venv/          the project, editable, with the dev extras (pytest, ruff, mypy, psycopg, ...)
-#   .venv/meltano/  Meltano itself, in its own venv (its pins, e.g. SQLAlchemy, differ from
-#                   the tap's; Meltano runs the tap from its own plugin venv anyway)
+#   .venv/meltano/  Meltano itself (with psycopg for a PostgreSQL system DB), in its own venv
+#                   (its pins, e.g. SQLAlchemy, differ from the tap's; Meltano runs the tap
+#                   from its own plugin venv anyway)
+#   .venv/dagster/  Dagster, for orchestrate/ (orchestrate/requirements.txt), in its own venv
 #   .meltano/       the plugin venvs Meltano installs from meltano.yml (pinned pip_urls)
 #
 # Environment: PYTHON (default python3, must be >= 3.10), MELTANO_VERSION (default 4.4.1).
@@ -62,13 +64,32 @@ else
 fi
 
 # --- Meltano, in its own venv ----------------------------------------------------------
-if [[ "$("$MELTANO_VENV/bin/meltano" --version 2>/dev/null || true)" != *"version $MELTANO_VERSION"* ]]; then
-    log "installing meltano==$MELTANO_VERSION into .venv/meltano"
+# With its `postgres` extra (psycopg 3): the system database, and so the state, can live in
+# PostgreSQL (MELTANO_DATABASE_URI=postgresql+psycopg://...), shared by stateless workers.
+if [[ "$("$MELTANO_VENV/bin/meltano" --version 2>/dev/null || true)" != *"version $MELTANO_VERSION"* ]] ||
+    ! "$MELTANO_VENV/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+    log "installing meltano[postgres]==$MELTANO_VERSION into .venv/meltano"
     [[ -x "$MELTANO_VENV/bin/python" ]] || "$PYTHON" -m venv "$MELTANO_VENV"
     "$MELTANO_VENV/bin/python" -m pip install -q --upgrade pip
-    "$MELTANO_VENV/bin/python" -m pip install -q "meltano==$MELTANO_VERSION"
+    "$MELTANO_VENV/bin/python" -m pip install -q "meltano[postgres]==$MELTANO_VERSION"
 else
     log "meltano $MELTANO_VERSION present (.venv/meltano)"
+fi
+
+# --- Dagster (orchestrate/), in its own venv ---------------------------------------------
+# The orchestrator's pins (grpcio, protobuf, alembic, structlog, ...) stay out of the tap's
+# test environment, as Meltano's do; orchestrate/requirements.txt pins it.
+DAGSTER_VENV="$VENV/dagster"
+dagster_stamp="$(sha256sum orchestrate/requirements.txt | cut -d' ' -f1)"
+if [[ "$(cat "$DAGSTER_VENV/.setup-stamp" 2>/dev/null || true)" != "$dagster_stamp" ]] ||
+    ! "$DAGSTER_VENV/bin/python" -c 'import dagster' >/dev/null 2>&1; then
+    log "installing Dagster (orchestrate/requirements.txt) into .venv/dagster"
+    [[ -x "$DAGSTER_VENV/bin/python" ]] || "$PYTHON" -m venv "$DAGSTER_VENV"
+    "$DAGSTER_VENV/bin/python" -m pip install -q --upgrade pip
+    "$DAGSTER_VENV/bin/python" -m pip install -q -r orchestrate/requirements.txt
+    echo "$dagster_stamp" >"$DAGSTER_VENV/.setup-stamp"
+else
+    log "Dagster present (.venv/dagster)"
 fi
 
 # --- Meltano plugins -------------------------------------------------------------------
@@ -79,4 +100,4 @@ fi
 log "meltano install ${plugins[*]}"
 MELTANO_SEND_ANONYMOUS_USAGE_STATS=false "$MELTANO_VENV/bin/meltano" install "${plugins[@]}"
 
-log "setup done: .venv (project), .venv/meltano/bin/meltano, plugins: ${plugins[*]}"
+log "setup done: .venv (project), .venv/meltano/bin/meltano, .venv/dagster, plugins: ${plugins[*]}"

@@ -34,6 +34,8 @@ step() {
 step "ruff check" .venv/bin/ruff check .
 step "ruff format --check" .venv/bin/ruff format --check .
 step "mypy" .venv/bin/mypy tap_conversations tests
+# orchestrate/ imports Dagster, which lives in its own venv: mypy reads its packages there.
+step "mypy orchestrate" .venv/bin/mypy --python-executable .venv/dagster/bin/python orchestrate
 step "pytest" .venv/bin/pytest "$@"
 
 if [[ ${#failed[@]} -gt 0 ]]; then

@@ -57,9 +57,17 @@ class SdkStream(Stream):
         super().__init__(*args, **kwargs)
         self._schema_written = False
 
+    def before_first_message(self) -> None:
+        """Called once per run, before the stream writes its first message (its SCHEMA).
+
+        The SDK writes a stream's SCHEMA before its ACTIVATE_VERSION and its records, and
+        its `sync_all` (final) has no hook before the first stream: this is that hook.
+        """
+
     def _write_schema_message(self) -> None:
         if self._schema_written:
             return
+        self.before_first_message()
         self._schema_written = True
         super()._write_schema_message()
 

@@ -82,6 +82,10 @@ class ConversationsApiStream(SdkStream):
         super().__init__(tap, **kwargs)
         self.conversations_tap = tap
 
+    def before_first_message(self) -> None:
+        """Refuse a state of another account before this stream writes anything."""
+        self.conversations_tap.refuse_a_state_of_another_account()
+
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
         """Drop the API envelope, make absent fields null, refuse changed types."""
         if not self.selected:

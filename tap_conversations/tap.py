@@ -61,6 +61,7 @@ class TapConversations(SdkTap):
     #: The run's clock (see clock.py); a simulation replaces it before the sync.
     clock: Clock = staticmethod(utc_now)
     _deliveries: list[dict[str, Any]] | None
+    _state_account_checked: bool
 
     def check_settings(self) -> None:
         """Our checks first: they name the setting and say what to do in one line.
@@ -109,6 +110,28 @@ class TapConversations(SdkTap):
         )
         super().load_state(state)
 
+    def refuse_a_state_of_another_account(self) -> None:
+        """Before the first stream writes anything: a state of another account ends the run.
+
+        The conversations stream ties its state to the token's account, but the
+        full-table streams (account, users, teams, departments) sync before it: without
+        this check their rows would reach the other account's tables first (one plugin
+        definition for many accounts makes a token next to the wrong state id one typo
+        away). `/me` is read once per run either way; the account stream shares it.
+
+        Raises:
+            StateError: The state was written for another account.
+        """
+        if self._state_account_checked:
+            return
+        self._state_account_checked = True
+        stream_state = self.state.get("bookmarks", {}).get(ConversationsStream.name)
+        conversations = self.streams[ConversationsStream.name]
+        if stream_state and isinstance(conversations, ConversationsStream):
+            checkpoint = ConversationCheckpoint.from_state(stream_state)
+            if checkpoint.account_id is not None:
+                conversations._claim_account(checkpoint)  # noqa: SLF001 - the stream's own check, early
+
     @cached_property
     def account(self) -> dict[str, Any]:
         """The account the token reads (GET /me), once per run."""
@@ -125,6 +148,7 @@ class TapConversations(SdkTap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._deliveries_lock = threading.Lock()
         self._deliveries = None
+        self._state_account_checked = False
         self.summary = RunSummary()
         super().__init__(*args, **kwargs)
         if not self.config.get("log_metrics") and self.metrics_logger.level <= logging.INFO:

@@ -1,0 +1,1 @@
+"""Orchestration of many accounts' runs: Dagster definitions (see orchestrate/README.md)."""

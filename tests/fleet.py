@@ -1,0 +1,220 @@
+# Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
+"""Shared parts of the many-accounts tests: real meltano, one PostgreSQL, a system DB on it.
+
+One PostgreSQL server holds both the warehouse (database ``postgres``, a schema per
+account) and Meltano's system database (database ``meltano_system``), which is the
+state backend every project directory and worker shares
+(``MELTANO_DATABASE_URI=postgresql+psycopg://...``; psycopg comes with
+``meltano[postgres]``, which scripts/setup.sh installs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENT = "dev"
+SYSTEM_DB = "meltano_system"
+RUN_TIMEOUT_SECONDS = 300
+DETAIL = "/conversations/{id}"
+#: What a fresh clone holds: the tracked files, never venvs, plugin venvs or outputs.
+UNTRACKED = (".git", ".venv", ".meltano", "output", "target", "__pycache__", "*.egg-info", ".env")
+
+
+def state_id(suffix: str) -> str:
+    """The state id of `meltano run --state-id-suffix=SUFFIX tap-conversations target-postgres`."""
+    return f"{ENVIRONMENT}:tap-conversations-to-target-postgres:{suffix}"
+
+
+def find_meltano() -> Path | None:
+    """The meltano executable: $MELTANO_BIN, the setup script's venv, or PATH."""
+    env = os.environ.get("MELTANO_BIN")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    local = REPO_ROOT / ".venv" / "meltano" / "bin" / "meltano"
+    if local.is_file():
+        return local
+    found = shutil.which("meltano")
+    return Path(found) if found else None
+
+
+def isolated_environ() -> dict[str, str]:
+    """This process's environment without settings that would steer meltano elsewhere."""
+    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_", "DBT_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+@dataclass
+class Fleet:
+    """Real meltano against one PostgreSQL: the warehouse and the shared state backend."""
+
+    exe: Path
+    postgres: PostgresServer
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def system_db_uri(self) -> str:
+        """Meltano's system database (and state backend) on the shared PostgreSQL."""
+        pg = self.postgres
+        return f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{SYSTEM_DB}"
+
+    def target_env(self, schema: str) -> dict[str, str]:
+        """target-postgres into the warehouse, in `schema`."""
+        pg = self.postgres
+        return {
+            "TARGET_POSTGRES_HOST": pg.host,
+            "TARGET_POSTGRES_PORT": str(pg.port),
+            "TARGET_POSTGRES_USER": pg.user,
+            "TARGET_POSTGRES_PASSWORD": "trust-auth-ignores-it",
+            "TARGET_POSTGRES_DATABASE": pg.dbname,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        }
+
+    def run(
+        self,
+        *args: str,
+        project: Path = REPO_ROOT,
+        extra_env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """``meltano ARGS`` in `project`; on error (with `check`) fail with the output's tail."""
+        started = time.monotonic()
+        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
+            [str(self.exe), *args],
+            cwd=project,
+            env={
+                **self.env,
+                "MELTANO_PROJECT_ROOT": str(project),
+                "MELTANO_DATABASE_URI": self.system_db_uri,
+                **(extra_env or {}),
+            },
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            tail = "\n".join((result.stderr + result.stdout).splitlines()[-80:])
+            pytest.fail(
+                f"`meltano {' '.join(args)}` in {project} exited {result.returncode} after "
+                f"{time.monotonic() - started:.1f}s:\n{tail}",
+                pytrace=False,
+            )
+        return result
+
+    def state(self, state_id: str, project: Path = REPO_ROOT) -> dict[str, Any]:
+        """The Singer state the shared backend holds for `state_id`, read by meltano."""
+        stored = json.loads(self.run("state", "get", state_id, project=project).stdout)
+        singer_state: dict[str, Any] = stored["singer_state"]
+        return singer_state
+
+    def stored_state(self, state_id: str) -> dict[str, Any] | None:
+        """The Singer state in the system database's `state` table, read without meltano."""
+        pg = self.postgres
+        conninfo = f"host={pg.host} port={pg.port} user={pg.user} dbname={SYSTEM_DB}"
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute(
+                "SELECT completed_state FROM state WHERE state_id = %s", (state_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        stored = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+        singer_state: dict[str, Any] = stored["singer_state"]
+        return singer_state
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection to the warehouse database."""
+        return psycopg.connect(self.postgres.conninfo, autocommit=True)
+
+
+def fresh_clone(destination: Path) -> Path:
+    """The project's tracked files in `destination`, as `git clone` gives a new worker.
+
+    Copied rather than cloned so that uncommitted work is what runs (a checkout with
+    local changes, or a CI checkout without history); venvs, plugin venvs, Meltano's
+    own `.meltano/` and outputs are left out, as they are out of git.
+    """
+    shutil.copytree(REPO_ROOT, destination, ignore=shutil.ignore_patterns(*UNTRACKED))
+    assert not (destination / ".meltano").exists()
+    return destination
+
+
+@pytest.fixture(scope="module", name="fleet")
+def fleet_fixture() -> Iterator[Fleet]:
+    """Meltano with the plugins installed, a PostgreSQL with the system DB created."""
+    exe = find_meltano()
+    if exe is None:
+        unavailable(
+            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
+        )
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as error:
+        unavailable(f"PostgreSQL could not start: {error}")
+    try:
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {SYSTEM_DB}")
+        env = {
+            **isolated_environ(),
+            "MELTANO_ENVIRONMENT": ENVIRONMENT,
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "NO_COLOR": "1",
+        }
+        tool = Fleet(exe=exe, postgres=server, env=env)
+        # Up to date after scripts/setup.sh: then this only checks the plugin venvs.
+        tool.run("install", "tap-conversations", "target-postgres")
+        yield tool
+    finally:
+        server.stop()
+
+
+def schema_rows(conn: psycopg.Connection[Any], schema: str) -> dict[str, set[str]]:
+    """Table -> the ids (or keys) of its live rows, in `schema`; {} when it does not exist."""
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (schema,),
+        ).fetchall()
+    ]
+    rows: dict[str, set[str]] = {}
+    for table in tables:
+        key = "id" if table not in {"transcripts", "summaries", "recordings"} else "conversation_id"
+        if table == "transcript_segments":
+            key = "conversation_id::text || '/' || segment_index::text"
+        found = conn.execute(
+            f'SELECT ({key})::text FROM "{schema}"."{table}" WHERE _sdc_deleted_at IS NULL'  # noqa: S608 - names from the catalog
+        ).fetchall()
+        rows[table] = {value for (value,) in found}
+    return rows
+
+
+def tap_env(base_url: str, token: str) -> dict[str, str]:
+    """One account's settings, as its run's environment gives them."""
+    return {
+        "TAP_CONVERSATIONS_API_URL": base_url,
+        "TAP_CONVERSATIONS_API_TOKEN": token,
+        "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+    }
+
+
+def sync_summary(output: str) -> str | None:
+    """The tap's closing `Sync done in ...` line in a run's output, if any."""
+    found = re.search(r"Sync done in [^\n]*", output)
+    return found.group(0) if found else None
