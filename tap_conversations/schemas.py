@@ -203,3 +203,59 @@ WEBHOOK_DELIVERY = th.PropertiesList(
         description="When the delivery was created.",
     ),
 ).to_dict()
+
+#: Not in the API: what each run proved (see ledger.py).
+SYNC_LEDGER = th.PropertiesList(
+    prop("run_id", th.UUIDType, required=True, description="The run."),
+    prop(
+        "row_key",
+        th.StringType,
+        required=True,
+        description="The day (YYYY-MM-DD) this row counts, or `run` for the run as a whole.",
+    ),
+    prop("day", th.DateType, nullable=True, description="UTC day of conversation `date`."),
+    prop("run_started_at", th.DateTimeType, description="When the run started."),
+    prop("filters", th.StringType, description="The run's filters (`all`: none)."),
+    prop("ended", th.StringType, description="How the run ended: complete or quota."),
+    prop(
+        "listed_from",
+        th.DateTimeType,
+        nullable=True,
+        description="Where the run's listing began (run row only).",
+    ),
+    prop("listed", th.IntegerType, description="Conversations listed by this run."),
+    prop("complete", th.IntegerType, description="Listed and complete after this run."),
+    prop(
+        "pending_processing",
+        th.IntegerType,
+        description="Pending after the run: no summary yet.",
+    ),
+    prop(
+        "pending_detail_unavailable",
+        th.IntegerType,
+        description="Pending: listed, but the detail answered 404 or another id.",
+    ),
+    prop(
+        "pending_summary_unavailable",
+        th.IntegerType,
+        description="Pending: /summary answered 404.",
+    ),
+    prop(
+        "pending_recording_unavailable",
+        th.IntegerType,
+        description="Pending: /recording answered 404.",
+    ),
+    prop(
+        "unproven_tie_instants",
+        th.IntegerType,
+        description="Instants where more than a page of conversations tie and no filter "
+        "lists them provably whole: some may be missing.",
+    ),
+    prop("requests", th.IntegerType, nullable=True, description="Requests (run row only)."),
+    prop(
+        "quota_used",
+        th.IntegerType,
+        nullable=True,
+        description="Daily-quota units spent (run row only).",
+    ),
+).to_dict()

@@ -38,6 +38,7 @@ from tap_conversations.errors import (
     RecordShapeError,
     StateError,
 )
+from tap_conversations.ledger import COMPLETE, QUOTA
 from tap_conversations.planner import FetchList, RunPlanner
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
@@ -74,6 +75,8 @@ class ConversationsApiStream(SdkStream):
     scope: ClassVar[str | None] = None
     #: What the stream costs, in the README's words.
     cost: ClassVar[str] = ""
+    #: False for a stream the tap derives itself (its schema is not the API's).
+    in_the_api: ClassVar[bool] = True
     # Values arrive as decoded JSON, already of JSON types; walking every nested
     # transcript segment to "conform" them was a third of the tap's CPU.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
@@ -275,9 +278,11 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             return
         # Conversations at a date unproven before this run, or found unproven now, were
         # never claimed by a span: the choice sees both; the state keeps what stays.
+        tap.ledger.record_listing(planner.now, planner.filters, start, listed)
         unproven = {ties.date for ties in lister.unlisted_ties}
         checkpoint.record_ties(unproven, filtered=True)
         plan = planner.choose(listed, self._completed_per_webhooks(planner))
+        tap.ledger.record_fetched(plan.rechecks)
         stopped = False
         if plan.conversations:
             stopped = yield from self._fetch_and_emit(plan, planner, start)
@@ -295,6 +300,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
         self._save(planner)
+        tap.ledger.finish(checkpoint, ended=QUOTA if stopped else COMPLETE, stats=tap.api.stats)
         self._warn_unlisted_ties(lister)
 
     def _fetch_and_emit(
@@ -636,6 +642,23 @@ class RecordingsStream(ConversationPartStream):
             yield {**bundle.recording, "conversation_id": bundle.conversation_id}
 
 
+class SyncLedgerStream(ConversationsApiStream):
+    """What the run proved, per conversation day: the completeness ledger (ledger.py).
+
+    Synced last, from the counts the conversations stream kept; no request.
+    """
+
+    name = "sync_ledger"
+    primary_keys = ("run_id", "row_key")
+    schema = schemas.SYNC_LEDGER
+    cost = "0 (counted during the run)"
+    in_the_api = False
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """The run's rows (none when the conversations family was not synced)."""
+        yield from self.conversations_tap.ledger.rows()
+
+
 STREAM_TYPES: tuple[type[ConversationsApiStream], ...] = (
     AccountStream,
     UsersStream,
@@ -648,4 +671,5 @@ STREAM_TYPES: tuple[type[ConversationsApiStream], ...] = (
     SummariesStream,
     RecordingsStream,
     WebhookDeliveriesStream,
+    SyncLedgerStream,
 )

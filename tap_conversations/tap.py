@@ -20,6 +20,7 @@ from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
 from tap_conversations.clock import Clock, utc_now
 from tap_conversations.errors import AuthenticationError, StateError, TapConversationsError
+from tap_conversations.ledger import RunLedger
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.run_summary import RunSummary
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
@@ -150,6 +151,7 @@ class TapConversations(SdkTap):
         self._deliveries = None
         self._state_account_checked = False
         self.summary = RunSummary()
+        self.ledger = RunLedger()
         super().__init__(*args, **kwargs)
         if not self.config.get("log_metrics") and self.metrics_logger.level <= logging.INFO:
             # The SDK's METRIC lines are half of a sync's log at INFO; the progress

@@ -28,6 +28,7 @@ ALL_STREAMS = (
     "summaries",
     "recordings",
     "webhook_deliveries",
+    "sync_ledger",
 )
 
 

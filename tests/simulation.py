@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 #: Conversation streams a run may select (transcript_segments only repeats transcripts).
 PART_STREAMS = ("transcripts", "insights", "summaries", "recordings")
+#: Streams every run selects beside its part streams.
+ALWAYS = ("conversations", "sync_ledger")
 MEDIUMS = ("call", "video", "email", "chat", "live")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -189,7 +191,7 @@ def generate(seed: int, runs: int = 12, *, real_signals: bool = False) -> Histor
             if event is not None:
                 events.append(event)
         last = number == runs - 1
-        streams = ("conversations", *sorted(rng.sample(PART_STREAMS, rng.randrange(0, 5))))
+        streams = (*ALWAYS, *sorted(rng.sample(PART_STREAMS, rng.randrange(0, 5))))
         run = RunSpec(
             streams=streams,
             mediums=() if rng.random() < 0.7 else tuple(sorted(rng.sample(MEDIUMS, 2))),
@@ -319,6 +321,8 @@ class Replay:
     rechecks_per_day: dict[str, int] = field(default_factory=dict)
     #: Runs that were stopped (cut or signalled) before they ended.
     stops: int = 0
+    #: The state the run being checked started from.
+    state_before: dict[str, Any] | None = None
 
     def play(self) -> list[str]:
         if self.history.real_signals:
@@ -528,6 +532,7 @@ class Replay:
 
     def _check(self, sb: Sandbox, number: int, run: RunSpec, result: RunResult) -> None:
         before = self.state
+        self.state_before = before
         pending_before = set(_pending(before))
         # A target commits at a STATE: what follows the last one is not confirmed.
         confirmed = _until_last_state(result.messages)
@@ -576,6 +581,7 @@ class Replay:
                 _parse(entry["checked"]) - date >= PROCESSING_ALLOWANCE
             ):
                 self.violations.append(f"run {number}: {cid} pending beyond its budget")
+        self._check_ledger(sb, number, run, result, pending)
         warned_dates = " ".join(result.warnings)
         for item in sb.listed_conversations():
             cid = item["id"]
@@ -585,6 +591,59 @@ class Replay:
                 continue
             for problem in self._row_problems(sb, cid, run.streams):
                 self.violations.append(f"run {number}: conversation {cid} ({problem})")
+
+    def _check_ledger(  # noqa: C901 - the ledger's every count, checked against the truth
+        self,
+        sb: Sandbox,
+        number: int,
+        run: RunSpec,
+        result: RunResult,
+        pending: dict[str, Any],
+    ) -> None:
+        """The ledger's counts equal what the server lists and what the state holds."""
+        rows = {
+            m["record"]["row_key"]: m["record"]
+            for m in result.messages
+            if m["type"] == "RECORD" and m["stream"] == "sync_ledger"
+        }
+        if "sync_ledger" not in run.streams:
+            return
+        if "run" not in rows:
+            self.violations.append(f"run {number}: no ledger row for the run")
+            return
+        listed_from = rows["run"]["listed_from"]
+        # Tie instants an earlier run could not prove are listed again, below the start too.
+        tie_dates = set(_conversations_state(self.state_before).get("unproven_ties") or ())
+        truth: dict[str, int] = {}
+        extra: dict[str, int] = {}
+        for item in sb.listed_conversations():
+            if run.mediums and item["medium"] not in run.mediums:
+                continue
+            day = item["date"][:10]
+            if _parse(item["date"]) >= _parse(listed_from):
+                truth[day] = truth.get(day, 0) + 1
+            elif item["date"] in tie_dates:
+                extra[day] = extra.get(day, 0) + 1
+        pending_by_day: dict[str, int] = {}
+        for entry in pending.values():
+            pending_by_day[entry["date"][:10]] = pending_by_day.get(entry["date"][:10], 0) + 1
+        for day in set(truth) | set(extra):
+            row = rows.get(day)
+            listed = row["listed"] if row else 0
+            ties = row["unproven_tie_instants"] if row else 0
+            count = truth.get(day, 0)
+            low = count if not ties else 0  # a tie instant lists what filters reach
+            if not low <= listed <= count + extra.get(day, 0):
+                self.violations.append(
+                    f"run {number}: the ledger lists {listed} on {day}, the server {count}"
+                )
+        for day, count in pending_by_day.items():
+            row = rows.get(day) or {}
+            in_ledger = sum(v for k, v in row.items() if k.startswith("pending_"))
+            if in_ledger != count:
+                self.violations.append(
+                    f"run {number}: the ledger has {in_ledger} pending on {day}, the state {count}"
+                )
 
     def _row_problems(  # noqa: C901 - one block per stream
         self, sb: Sandbox, cid: str, streams: tuple[str, ...]
@@ -615,6 +674,10 @@ class Replay:
                 yield f"summaries row {'missing' if row is None else 'not expected'}"
         if "recordings" in streams and wh.get("recordings", cid) is None:
             yield "recordings row missing"
+
+
+def _conversations_state(state: dict[str, Any] | None) -> dict[str, Any]:
+    return (state or {}).get("bookmarks", {}).get("conversations", {}) or {}
 
 
 def _pending(state: dict[str, Any] | None) -> dict[str, Any]:

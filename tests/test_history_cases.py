@@ -340,3 +340,46 @@ def test_a_reference_read_that_fails_activates_nothing(account: Account) -> None
     token = account.sb.add_token(scopes=("conversations",))  # no users scope: a 403
     out = run_sync(tap_config(account.sb, token=token), streams=["users"], clock=account.clock)
     assert [m for m in out.messages if m["type"] in {"RECORD", "ACTIVATE_VERSION"}] == []
+
+
+def test_the_ledger_says_per_day_what_is_complete_and_what_is_missing(account: Account) -> None:
+    sb = account.sb
+    yesterday = [account.add(hours_ago=26 + i) for i in range(3)]
+    processing = account.add(hours_ago=1, processed=False)
+    not_yet = account.add(hours_ago=2)
+    sb.fail_next(not_yet, "detail", times=1, status=404)
+    today = [account.add(hours_ago=3 + i) for i in range(2)]
+    out = account.run(["conversations", "summaries", "sync_ledger"])
+    rows = {row["row_key"]: row for row in out.records("sync_ledger")}
+    run_id = {row["run_id"] for row in rows.values()}
+    assert len(run_id) == 1
+    day_of = {
+        cid: sb.conversation_detail(cid)["date"][:10]
+        for cid in [*yesterday, processing, not_yet, *today]
+    }
+    days = sorted(set(day_of.values()))
+    assert sorted(rows) == [*days, "run"]
+    for day in days:
+        ids = [cid for cid, d in day_of.items() if d == day]
+        assert rows[day]["listed"] == len(ids)
+        assert rows[day]["complete"] == len(set(ids) - {processing, not_yet})
+        assert rows[day]["pending_processing"] == (processing in ids)
+        assert rows[day]["pending_detail_unavailable"] == (not_yet in ids)
+        assert rows[day]["ended"] == "complete"
+    run = rows["run"]
+    assert (run["listed"], run["complete"]) == (7, 5)
+    assert (run["pending_processing"], run["pending_detail_unavailable"]) == (1, 1)
+    assert run["requests"] == sb.counters.requests()
+    assert run["quota_used"] == sb.counters.quota_used()
+    assert run["day"] is None
+
+
+def test_a_run_the_quota_stopped_says_so_in_the_ledger(account: Account) -> None:
+    account.sb.set_daily_quota(2)
+    for i in range(4):
+        account.add(hours_ago=1 + i)
+    out = account.run(["conversations", "sync_ledger"])
+    run = next(row for row in out.records("sync_ledger") if row["row_key"] == "run")
+    assert run["ended"] == "quota"
+    assert run["listed"] == 4
+    assert run["quota_used"] == 2
