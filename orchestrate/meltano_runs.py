@@ -53,7 +53,7 @@ SUMMARY_LINE = re.compile(r"Sync done in [^\n]*?(?=\s+cmd_type=|\s*$)")
 #: a state it cannot use (exit 2), a rejected token (HTTP 401). Meltano ends with exit
 #: 1 whatever the tap's code was, so the run is classified by its lines.
 PERMANENT_LINES = (
-    re.compile(r"\bSetting [a-z_]+ (is|looks|must|uses|has|names|cannot|may)\b"),
+    re.compile(r"\bSetting [a-z_]+ (is|looks|must|uses|has|holds|names|cannot|may)\b"),
     re.compile(r"Pass the state this tap wrote for this account"),
     re.compile(r"The API rejected the token \(HTTP 401"),
 )
