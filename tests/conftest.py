@@ -9,7 +9,7 @@ import pytest
 
 from tap_conversations import conversation_listing
 
-pytest_plugins = ["tests.sandbox.fixtures", "tests.helpers"]
+pytest_plugins = ["tests.sandbox.fixtures", "tests.helpers", "tests.postgres"]
 
 
 @pytest.fixture(autouse=True)

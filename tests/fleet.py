@@ -11,7 +11,6 @@ state backend every project directory and worker shares
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tests.helpers import find_meltano, meltano_environ
 from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
 
 if TYPE_CHECKING:
@@ -40,24 +40,6 @@ UNTRACKED = (".git", ".venv", ".meltano", "output", "target", "__pycache__", "*.
 def state_id(suffix: str) -> str:
     """The state id of `meltano run --state-id-suffix=SUFFIX tap-conversations target-postgres`."""
     return f"{ENVIRONMENT}:tap-conversations-to-target-postgres:{suffix}"
-
-
-def find_meltano() -> Path | None:
-    """The meltano executable: $MELTANO_BIN, the setup script's venv, or PATH."""
-    env = os.environ.get("MELTANO_BIN")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    local = REPO_ROOT / ".venv" / "meltano" / "bin" / "meltano"
-    if local.is_file():
-        return local
-    found = shutil.which("meltano")
-    return Path(found) if found else None
-
-
-def isolated_environ() -> dict[str, str]:
-    """This process's environment without settings that would steer meltano elsewhere."""
-    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_", "DBT_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 @dataclass
@@ -171,7 +153,7 @@ def fleet_fixture() -> Iterator[Fleet]:
         with psycopg.connect(server.conninfo, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {SYSTEM_DB}")
         env = {
-            **isolated_environ(),
+            **meltano_environ(),
             "MELTANO_ENVIRONMENT": ENVIRONMENT,
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "NO_COLOR": "1",

@@ -42,6 +42,27 @@ UNKNOWN_TOKEN = "mt_00000000_ffffffffffffffff"  # noqa: S105  # a token no serve
 DETAIL_STREAMS = ["conversations", "transcripts", "transcript_segments", "insights"]
 
 
+# --- Meltano -------------------------------------------------------------------------
+
+
+def find_meltano() -> Path | None:
+    """The meltano executable: $MELTANO_BIN, the setup script's venv, or PATH."""
+    env = os.environ.get("MELTANO_BIN")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    local = ROOT / ".venv" / "meltano" / "bin" / "meltano"
+    if local.is_file():
+        return local
+    found = shutil.which("meltano")
+    return Path(found) if found else None
+
+
+def meltano_environ() -> dict[str, str]:
+    """This process's environment without settings that would steer meltano elsewhere."""
+    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_", "DBT_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 # --- the CLI -------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     from typing_extensions import Self
@@ -365,3 +366,16 @@ class PostgresServer:
     ) -> None:
         """Stop the server."""
         self.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the module that asks for it (stopped after it)."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as error:
+        unavailable(f"PostgreSQL could not start: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -41,6 +41,7 @@ import pytest
 import yaml
 
 import tests.postgres
+from tests.helpers import find_meltano, meltano_environ
 from tests.postgres import (
     PostgresServer,
     PostgresUnavailableError,
@@ -95,24 +96,6 @@ INTEGER_TYPES = {"smallint", "integer", "bigint"}
 # --- meltano -----------------------------------------------------------------------
 
 
-def find_meltano() -> Path | None:
-    """The meltano executable: $MELTANO_BIN, the setup script's venv, or PATH."""
-    env = os.environ.get("MELTANO_BIN")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    local = REPO_ROOT / ".venv" / "meltano" / "bin" / "meltano"
-    if local.is_file():
-        return local
-    found = shutil.which("meltano")
-    return Path(found) if found else None
-
-
-def _isolated_environ() -> dict[str, str]:
-    """This process's environment without settings that would steer meltano elsewhere."""
-    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 @dataclass
 class Meltano:
     """The real meltano CLI, run in the repo's project with a private system DB."""
@@ -161,7 +144,7 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
         )
     system_dir = tmp_path_factory.mktemp("meltano-system")
     env = {
-        **_isolated_environ(),
+        **meltano_environ(),
         "MELTANO_PROJECT_ROOT": str(REPO_ROOT),
         "MELTANO_ENVIRONMENT": ENVIRONMENT,
         "MELTANO_DATABASE_URI": f"sqlite:///{system_dir}/meltano.db",
@@ -206,19 +189,6 @@ def test_meltano_yml_is_valid_and_defines_every_plugin_fully(meltano: Meltano) -
 
 
 # --- postgres ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for this module."""
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailableError as error:
-        unavailable(f"PostgreSQL could not start: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_postgres_server_starts_answers_and_stops() -> None:

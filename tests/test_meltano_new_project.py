@@ -34,12 +34,10 @@ import psycopg
 import pytest
 import yaml
 
-from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
-from tests.test_e2e_meltano_postgres import find_meltano
+from tests.helpers import find_meltano
+from tests.postgres import PostgresServer, unavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tests.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,19 +133,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
     new.run("add", "--plugin-type", "loader", "target-postgres", "--from-ref", str(target_file))
     new.run("install")
     return new
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for this module (tests/postgres.py)."""
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailableError as error:
-        unavailable(f"PostgreSQL could not start: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _rows(conn: psycopg.Connection[Any], query: str) -> set[Any]:
