@@ -386,8 +386,8 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         account_id = str(account.get("id"))
         if checkpoint.account_id not in (None, account_id):
             msg = (
-                f"The state was written for account {quote(checkpoint.account_id)}, but the "
-                f"token reads account {quote(account_id)} ({quote(account.get('name'))}): "
+                f"The state was written for account {mask(str(checkpoint.account_id))}, but the "
+                f"token reads account {mask(account_id)} ({quote(account.get('name'))}): "
                 f"continuing from it would skip that account's conversations. {StateError.FIX}"
             )
             raise StateError(msg)
