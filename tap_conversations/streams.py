@@ -276,9 +276,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
+        tap.ledger.record_listing(planner.now, planner.filters, start, listed)
         # Conversations at a date unproven before this run, or found unproven now, were
         # never claimed by a span: the choice sees both; the state keeps what stays.
-        tap.ledger.record_listing(planner.now, planner.filters, start, listed)
         unproven = {ties.date for ties in lister.unlisted_ties}
         checkpoint.record_ties(unproven, filtered=True)
         plan = planner.choose(listed, self._completed_per_webhooks(planner))
@@ -319,11 +319,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
         )
         progress = ProgressReporter(tap.api, total=len(to_fetch))
+        asked = {conversation.id: conversation for conversation in to_fetch}
         done = 0
         try:
             for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
                 yield from self._emit_chunk(chunk, index)
-                asked = {conversation.id: conversation for conversation in to_fetch}
+                # Read per chunk: the first fetch settles which scopes the token has.
                 synced = self._synced(planner)
                 for bundle in chunk.bundles:
                     checkpoint.mark_emitted(
