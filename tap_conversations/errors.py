@@ -89,6 +89,10 @@ class ApiResponseError(TapConversationsError):
     """An answer the tap cannot use, after any retries: status, endpoint and body quoted."""
 
 
+class ConnectionFailedError(ApiResponseError):
+    """No answer at all: the host, the cause (refused, not resolved, TLS, timed out), the fix."""
+
+
 class RecordShapeError(TapConversationsError):
     """A field arrived with a type the stream's schema does not allow."""
 
@@ -98,7 +102,15 @@ class RetriableError(Exception):
 
 
 class TransientApiError(RetriableError):
-    """5xx, timeout, reset connection, truncated or non-JSON body."""
+    """5xx, timeout, reset connection, truncated or non-JSON body.
+
+    `advice` ends the line when the retries run out: "try again later", unless the
+    cause calls for another fix.
+    """
+
+    def __init__(self, message: str, advice: str = "try again later") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 class RateLimitedError(RetriableError):
