@@ -194,14 +194,14 @@ class TapConversations(SdkTap):
             else:
                 for stream in self.streams.values():
                     scope = getattr(stream, "scope", None)
-                    if scope and granted.get(scope) is False:
+                    if scope and granted.get(scope) is not None:
                         stream.selected_by_default = False
                         stream.metadata.root.selected_by_default = False
                         stream.metadata.root.selected = False
                         LOGGER.warning(
-                            "Stream %s not selected by default: %s",
+                            "Stream %s not selected by default: token %s",
                             stream.name,
-                            describe_missing(scope),
+                            describe_missing(scope, granted[scope]),
                         )
         return super().run_discovery()
 
@@ -255,8 +255,9 @@ class TapConversations(SdkTap):
             account.get("name"),
             account.get("id"),
         )
-        for scope in sorted(scope for scope, ok in granted.items() if not ok):
-            cls.logger.warning("Token %s", describe_missing(scope))
+        for scope, missing in sorted(granted.items()):
+            if missing is not None:
+                cls.logger.warning("Token %s", describe_missing(scope, missing))
         ctx.exit(0)
 
 
