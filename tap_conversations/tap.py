@@ -24,7 +24,13 @@ from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.run_summary import RunSummary
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
 from tap_conversations.sdk_internals import SdkTap
-from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
+from tap_conversations.settings import (
+    CONFIG_SCHEMA,
+    HISTORY_DAYS,
+    Settings,
+    check_start_date_not_after,
+    unknown_settings,
+)
 from tap_conversations.streams import (
     STREAM_TYPES,
     ConversationsApiStream,
@@ -61,14 +67,28 @@ class TapConversations(SdkTap):
     #: The run's clock (see clock.py); a simulation replaces it before the sync.
     clock: Clock = staticmethod(utc_now)
     _deliveries: list[dict[str, Any]] | None
+    _settings_warned: bool
 
     def check_settings(self) -> None:
         """Our checks first: they name the setting and say what to do in one line.
 
         The SDK's JSON-schema errors are terse and come two lines at a time. Runs in
-        the SDK's __init__, so a bad setting fails before any request.
+        the SDK's __init__, so a bad setting fails before any request. A misspelled
+        setting is named first: it may be why a setting is missing.
         """
+        self.warn_unknown_settings()
         self.settings = Settings.from_config(dict(self.config))
+        check_start_date_not_after(self.settings, self.clock())
+
+    def warn_unknown_settings(self) -> None:
+        """One warning per setting no one reads, with the closest known name (once a run)."""
+        if self._settings_warned:
+            return
+        self._settings_warned = True
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        for line in unknown_settings(self.config, schema["properties"]):
+            LOGGER.warning("%s", line)
 
     def on_termination(self, signum: int) -> None:
         """Stop at the next safe point with the final state; exit 128 + signal."""
@@ -125,6 +145,7 @@ class TapConversations(SdkTap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._deliveries_lock = threading.Lock()
         self._deliveries = None
+        self._settings_warned = False
         self.summary = RunSummary()
         super().__init__(*args, **kwargs)
         if not self.config.get("log_metrics") and self.metrics_logger.level <= logging.INFO:
@@ -185,6 +206,7 @@ class TapConversations(SdkTap):
 
     def run_discovery(self) -> str:
         """Write the catalog; with a token, streams it cannot read are not selected."""
+        self.warn_unknown_settings()
         if self.config.get("api_token") and self.config.get("api_url"):
             try:
                 self.account  # noqa: B018  # GET /me: a wrong api_url shows here, not as "no scope"
