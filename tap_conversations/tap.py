@@ -23,7 +23,7 @@ from tap_conversations.errors import AuthenticationError, StateError, TapConvers
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.run_summary import RunSummary
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
-from tap_conversations.sdk_internals import SdkTap
+from tap_conversations.sdk_internals import SdkTap, quiet_sdk_logs
 from tap_conversations.settings import (
     CONFIG_SCHEMA,
     HISTORY_DAYS,
@@ -44,7 +44,13 @@ from tap_conversations.timestamps import format_timestamp
 if TYPE_CHECKING:
     import click
 
+#: The one logger of the tap, the SDK's lines included (`TapConversations.logger`);
+#: each stream logs under `tap_conversations.<stream>`.
 LOGGER = logging.getLogger("tap_conversations")
+quiet_sdk_logs(
+    [LOGGER, logging.getLogger("tap-conversations")],
+    [stream_type.name for stream_type in STREAM_TYPES],  # type: ignore[misc]  # declared
+)
 
 
 def _package_version() -> str:
@@ -59,6 +65,9 @@ class TapConversations(SdkTap):
 
     name = "tap-conversations"
     package_name = "tap-conversations"
+    # The SDK would log under "tap-conversations" (the executable's name) beside the
+    # modules' "tap_conversations": one name for every line, the package's.
+    logger = LOGGER
     # A copy: the SDK adds its built-in settings (stream maps, ...) to this dict.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     # msgspec serialises records several times faster than the stdlib json writer; this
