@@ -19,7 +19,8 @@ import ssl
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -222,6 +223,9 @@ class ClientStats:
     last_latency: float = 0.0
     #: Distinct conversations answered: the daily quota this run used.
     conversations_touched: int = 0
+    #: Requests sent, by endpoint template (`/conversations/{id}/summary`); read it
+    #: through `ApiClient.requests_by_endpoint`, which copies it under the lock.
+    by_endpoint: Counter[str] = field(default_factory=Counter)
 
 
 class ApiClient:
@@ -264,6 +268,8 @@ class ApiClient:
         self._gave_up: ApiResponseError | None = None
         #: Conversations answered this run: touching them again the same day is free.
         self._touched: set[str] = set()
+        #: Requests waiting for their slot, by endpoint template (for the progress ETA).
+        self._waiting: Counter[str] = Counter()
         session = requests.Session()
         # The token goes in the Authorization header and nowhere else: no ~/.netrc (it
         # would replace the header), no proxy for a plain-http loopback API (it would
@@ -315,6 +321,11 @@ class ApiClient:
         """Release the connection pool now."""
         self._closer()
 
+    def requests_by_endpoint(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(sent, waiting for the pacer) by endpoint template; copies, safe from any thread."""
+        with self._lock:
+            return dict(self.stats.by_endpoint), dict(self._waiting)
+
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (relative to the base URL) and return the JSON object it answers.
 
@@ -350,9 +361,16 @@ class ApiClient:
         ):
             # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
-        self.pacer.acquire()
+        with self._lock:
+            self._waiting[endpoint] += 1
+        try:
+            self.pacer.acquire()
+        finally:
+            with self._lock:
+                self._waiting[endpoint] -= 1
         with self._lock:
             self.stats.requests += 1
+            self.stats.by_endpoint[endpoint] += 1
         deadline = time.monotonic() + self._deadline_seconds
         try:
             response = self._session.get(

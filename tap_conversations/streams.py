@@ -288,7 +288,13 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         fetcher = ConversationFetcher(
             tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
         )
-        progress = ProgressReporter(tap.api, total=len(to_fetch))
+        progress = ProgressReporter(
+            tap.api,
+            total=len(to_fetch),
+            parts=self._fetch_plan(),
+            rechecks=len(plan.rechecks),
+            daily_quota=tap.settings.daily_conversation_quota,
+        )
         done = 0
         try:
             for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
