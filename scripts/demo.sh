@@ -11,7 +11,7 @@
 # Environment: DEMO_CONVERSATIONS (default 120), DEMO_RATE_LIMIT (requests/minute the sandbox
 # allows and the tap paces to; default 6000 so the demo takes seconds; a real token gets 60),
 # SKIP_SETUP=1 to reuse an existing setup. The database lives in output/demo-postgres
-# (re-created each time).
+# (re-created each time); the meltano run's whole output in output/demo-meltano.log.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -77,26 +77,41 @@ mkdir -p "$ROOT/output"
 database_url="$("$PY" scripts/demo_database.py start "$DATA_DIR")"
 
 # --- meltano run ------------------------------------------------------------------------
+# The loader's and dbt's output is long (SQL, one line per dbt test): it goes to a log
+# file, and the demo shows a summary of it (scripts/demo_log_summary.py).
+run_log="$ROOT/output/demo-meltano.log"
 log "meltano --environment demo run --full-refresh tap-conversations target-postgres dbt-postgres:build"
 started=$SECONDS
+run_status=0
 TAP_CONVERSATIONS_API_URL="$api_url" \
 TAP_CONVERSATIONS_API_TOKEN="$api_token" \
 TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE="$RATE_LIMIT" \
 TARGET_POSTGRES_SQLALCHEMY_URL="$database_url" \
 DBT_POSTGRES_HOST="$DATA_DIR" DBT_POSTGRES_USER=postgres DBT_POSTGRES_DBNAME=postgres \
+NO_COLOR=1 \
     "$MELTANO" --environment demo run --full-refresh \
-    tap-conversations target-postgres dbt-postgres:build
+    tap-conversations target-postgres dbt-postgres:build >"$run_log" 2>&1 || run_status=$?
 run_seconds=$((SECONDS - started))
+if [[ $run_status -ne 0 ]]; then
+    echo "meltano run failed (exit $run_status) after ${run_seconds} s; its whole output: ${run_log#"$ROOT"/}" >&2
+    "$PY" scripts/demo_log_summary.py "$run_log" --failed
+    exit "$run_status"
+fi
+echo "meltano run: done in ${run_seconds} s; its whole output ($(wc -l <"$run_log") lines): ${run_log#"$ROOT"/}" >&2
+"$PY" scripts/demo_log_summary.py "$run_log"
 
 # --- what landed, against the sandbox's truth --------------------------------------------
 log "what landed (the run took ${run_seconds} s)"
 psql="$("$PY" scripts/demo_database.py psql)"
-query="SELECT medium, count(*) AS conversations FROM tap_conversations.conversations GROUP BY 1 ORDER BY 2 DESC"
 "$PY" scripts/demo_report.py --database-url "$database_url" --seed "$SEED" \
     --conversations "$CONVERSATIONS"
 
-printf '\nThe database keeps running. Query it yourself (paste as is):\n\n' >&2
-query_command="$psql -h $DATA_DIR -U postgres -d postgres -c \"$query\""
+printf '\nThe database keeps running. What the models give (talk share per user, the longest\n' >&2
+printf 'monologues, insights per day); paste it as is:\n\n' >&2
+query_command="$psql -h $DATA_DIR -U postgres -d postgres"
+while IFS= read -r query; do
+    query_command+=" -c \"$query\""
+done < <("$PY" scripts/demo_report.py --print-queries)
 echo "  $query_command" >&2
 bash -c "$query_command" >&2
 printf "\nStop it: %s %s/scripts/demo_database.py stop %s\n" "$PY" "$ROOT" "$DATA_DIR" >&2

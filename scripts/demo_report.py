@@ -19,6 +19,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.sandbox import Sandbox  # the repository root, added above
 
 SCHEMA = "tap_conversations"
+#: The headline: transform/analyses/talk_share_by_role.sql, on the demo's schema.
+TALK_SHARE_BY_ROLE = """
+    WITH shares AS (
+        SELECT conversation_id, speaker_role, sum(talk_share) AS talk_share
+        FROM analytics.fct_conversation_speakers
+        WHERE talk_share IS NOT NULL
+        GROUP BY conversation_id, speaker_role
+    ),
+    conversations AS (SELECT count(DISTINCT conversation_id) AS n FROM shares)
+    SELECT s.speaker_role AS role, count(*) AS conversations,
+           round(sum(s.talk_share) / max(c.n), 3) AS talk_share
+    FROM shares AS s CROSS JOIN conversations AS c
+    GROUP BY s.speaker_role ORDER BY talk_share DESC"""
+#: What the models give, as the demo prints them and offers them to paste: (title, SQL).
+MODEL_QUERIES = (
+    (
+        "talk share per user, their longest monologue (dbt: analytics.fct_user_talk):",
+        (
+            "SELECT user_name, conversations, round(talk_share, 3) AS talk_share, "
+            "round(longest_monologue_seconds, 1) AS longest_monologue_s "
+            "FROM analytics.fct_user_talk ORDER BY talk_share DESC"
+        ),
+    ),
+    (
+        "the longest monologues (dbt: analytics.fct_conversations):",
+        (
+            "SELECT left(title, 32) AS title, user_name, speaker_count, "
+            "round(longest_monologue_seconds, 1) AS longest_monologue_s "
+            "FROM analytics.fct_conversations WHERE has_transcript "
+            "ORDER BY longest_monologue_seconds DESC LIMIT 3"
+        ),
+    ),
+    (
+        "insights per day, the last 7 days with any (dbt: analytics.fct_insights_per_day):",
+        (
+            "SELECT conversation_day, sum(insight_count) AS insights, "
+            "coalesce(sum(insight_count) FILTER (WHERE insight_type = 'kpi'), 0) AS kpi_insights "
+            "FROM analytics.fct_insights_per_day GROUP BY 1 ORDER BY 1 DESC LIMIT 7"
+        ),
+    ),
+)
 
 
 def truth(sandbox: Sandbox) -> dict[str, int]:
@@ -53,10 +94,21 @@ def show(cursor: psycopg.Cursor[Any], title: str, sql: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--conversations", type=int, required=True)
+    parser.add_argument("--database-url")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--conversations", type=int)
+    parser.add_argument(
+        "--print-queries",
+        action="store_true",
+        help="print the models' queries, one a line (for a psql command to paste), and exit",
+    )
     args = parser.parse_args()
+    if args.print_queries:
+        for _, sql in MODEL_QUERIES:
+            print(sql)
+        return 0
+    if args.database_url is None or args.seed is None or args.conversations is None:
+        parser.error("--database-url, --seed and --conversations are required")
     sandbox = Sandbox(seed=args.seed, conversations=args.conversations)
     expected = truth(sandbox)
     conninfo = args.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -90,30 +142,17 @@ def main() -> int:
         )
         show(
             cursor,
-            "talk share by participant role (dbt: analytics.fct_conversation_speakers):",
-            """SELECT coalesce(p.participant_role, 'not a listed participant') AS role,
-                      count(DISTINCT s.conversation_id) AS conversations,
-                      round(sum(s.talk_seconds) / sum(sum(s.talk_seconds)) OVER (), 3)
-                          AS talk_share
-               FROM analytics.fct_conversation_speakers AS s
-               LEFT JOIN analytics.stg_participants AS p
-                 ON s.conversation_id = p.conversation_id AND s.speaker = p.participant_name
-               GROUP BY 1 ORDER BY 3 DESC""",
+            "who talks: each speaker role's share of a conversation's talk time, averaged over "
+            "the conversations with a transcript (dbt: analytics.fct_conversation_speakers):",
+            TALK_SHARE_BY_ROLE,
         )
-        show(
-            cursor,
-            "the longest monologues (dbt: analytics.fct_conversations):",
-            """SELECT left(title, 32) AS title, speaker_count, speaker_switches,
-                      round(longest_monologue_seconds, 1) AS longest_monologue_s,
-                      question_count, insight_count
-               FROM analytics.fct_conversations WHERE has_transcript
-               ORDER BY longest_monologue_seconds DESC LIMIT 3""",
+        print(
+            "  user: the account's member who held the conversation; customer, host, guest: "
+            "the listed\n  participants' roles; unidentified: a speaker label that is neither "
+            "(a diarization label\n  such as 'Speaker 2', or no speaker)."
         )
-        show(
-            cursor,
-            "insights per type:",
-            f"SELECT insight_type, count(*) AS n FROM {SCHEMA}.insights GROUP BY 1 ORDER BY 2 DESC",  # noqa: S608
-        )
+        for title, sql in MODEL_QUERIES:
+            show(cursor, title, sql)
     return 0
 
 

@@ -12,7 +12,9 @@
 #   .venv/dagster/  Dagster, for orchestrate/ (orchestrate/requirements.txt), in its own venv
 #   .meltano/       the plugin venvs Meltano installs from meltano.yml (pinned pip_urls)
 #
-# Environment: PYTHON (default python3, must be >= 3.10), MELTANO_VERSION (default 4.4.1).
+# Environment: PYTHON (default python3; Python >= 3.10) as a command (python3.12), a path
+# (/usr/bin/python3.12) or a version (3.12, 3.12.1: a pyenv version, or pythonX.Y on PATH);
+# MELTANO_VERSION (default 4.4.1).
 # As root on Debian/Ubuntu it apt-installs python3 and python3-venv when they are missing.
 set -euo pipefail
 
@@ -37,13 +39,10 @@ apt_install() {
 }
 
 # --- Python with venv ------------------------------------------------------------------
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
+if [[ "$PYTHON" == python3 ]] && ! command -v python3 >/dev/null 2>&1; then
     apt_install python3 python3-venv python3-pip
 fi
-if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-    echo "setup.sh: $PYTHON is $("$PYTHON" --version 2>&1); this project needs Python >= 3.10 (set PYTHON=...)" >&2
-    exit 1
-fi
+PYTHON="$(bash scripts/find_python.sh "$PYTHON")" || exit 1
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_install python3-venv
 fi

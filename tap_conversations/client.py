@@ -9,14 +9,18 @@ parsed JSON or a precise error.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import re
+import socket
+import ssl
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -34,6 +38,7 @@ from tap_conversations import redaction
 from tap_conversations.errors import (
     ApiResponseError,
     AuthenticationError,
+    ConnectionFailedError,
     MissingScopeError,
     NotFoundError,
     QuotaExceededError,
@@ -43,7 +48,7 @@ from tap_conversations.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from backoff.types import Details
 
@@ -108,6 +113,81 @@ def _conversation_of(path: str) -> str | None:
     return match.group(0) if match else path.split("/")[2]
 
 
+#: OpenSSL's reasons when the port does not speak TLS (plain http answers the handshake).
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG"}
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every exception it wraps (causes, contexts, reasons, args)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        stack.extend(c for c in (*wrapped, *current.args) if isinstance(c, BaseException))
+
+
+def _cause_of(exc: requests.exceptions.RequestException) -> tuple[str, BaseException | None]:
+    """Why a request got no answer: (refused, unresolved, dns_temporary, tls, ..., detail).
+
+    Anything not named here (a reset, a body cut short) is its exception's class name.
+    """
+    causes = list(_causes(exc))
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    dns = next((c for c in causes if isinstance(c, socket.gaierror)), None)
+    unreachable = next(
+        (
+            c
+            for c in causes
+            if isinstance(c, OSError) and c.errno in {errno.ENETUNREACH, errno.EHOSTUNREACH}
+        ),
+        None,
+    )
+    found: list[tuple[bool, str, BaseException | None]] = [
+        (isinstance(exc, requests.exceptions.SSLError) or tls is not None, "tls", tls),
+        (isinstance(exc, requests.exceptions.ConnectTimeout), "connect_timeout", None),
+        (isinstance(exc, requests.exceptions.ReadTimeout), "read_timeout", None),
+        (any(isinstance(c, ConnectionRefusedError) for c in causes), "refused", None),
+        (dns is not None and dns.errno == socket.EAI_AGAIN, "dns_temporary", dns),
+        (
+            dns is not None
+            or any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes),
+            "unresolved",
+            dns,
+        ),
+        (unreachable is not None, "unreachable", unreachable),
+    ]
+    return next(((kind, detail) for hit, kind, detail in found if hit), (type(exc).__name__, None))
+
+
+def _tls_line(error: ssl.SSLError | None, where: str, endpoint: str, url: str) -> str:
+    """The line for a failed TLS handshake, by what OpenSSL said."""
+    head = f"TLS handshake with {where} failed (GET {endpoint})"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"{head}: the server's certificate is not trusted ({error.verify_message}). Check "
+            f"that api_url ({url}) names the API's own host; behind a proxy that inspects TLS, "
+            "set REQUESTS_CA_BUNDLE to its CA certificate file. Not retried."
+        )
+    if error is not None and error.reason in _NOT_TLS_REASONS:
+        return (
+            f"{head}: the server on that port does not speak TLS (plain http?). api_url "
+            f"({url}) says https://: check its port, or use the API's https address. "
+            "Not retried."
+        )
+    reason = (error.reason if error is not None else None) or "no reason given"
+    return (
+        f"{head}: {str(reason).lower().replace('_', ' ')}. Check api_url ({url}) and any "
+        "proxy in between (HTTPS_PROXY). Not retried."
+    )
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped.
 
@@ -143,6 +223,9 @@ class ClientStats:
     last_latency: float = 0.0
     #: Distinct conversations answered: the daily quota this run used.
     conversations_touched: int = 0
+    #: Requests sent, by endpoint template (`/conversations/{id}/summary`); read it
+    #: through `ApiClient.requests_by_endpoint`, which copies it under the lock.
+    by_endpoint: Counter[str] = field(default_factory=Counter)
 
 
 class ApiClient:
@@ -168,6 +251,12 @@ class ApiClient:
         user_agent: str,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        default_port = 443 if parts.scheme == "https" else 80
+        #: host:port as a connection failure names it.
+        self._where = f"{parts.hostname}:{parts.port or default_port}"
+        #: Whether the API answered anything yet in this run (see _connection_failure).
+        self._answered = False
         self.pacer = pacer
         self.stats = ClientStats()
         self._deadline_seconds = timeout_seconds
@@ -179,6 +268,8 @@ class ApiClient:
         self._gave_up: ApiResponseError | None = None
         #: Conversations answered this run: touching them again the same day is free.
         self._touched: set[str] = set()
+        #: Requests waiting for their slot, by endpoint template (for the progress ETA).
+        self._waiting: Counter[str] = Counter()
         session = requests.Session()
         # The token goes in the Authorization header and nowhere else: no ~/.netrc (it
         # would replace the header), no proxy for a plain-http loopback API (it would
@@ -230,6 +321,11 @@ class ApiClient:
         """Release the connection pool now."""
         self._closer()
 
+    def requests_by_endpoint(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(sent, waiting for the pacer) by endpoint template; copies, safe from any thread."""
+        with self._lock:
+            return dict(self.stats.by_endpoint), dict(self._waiting)
+
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (relative to the base URL) and return the JSON object it answers.
 
@@ -239,10 +335,9 @@ class ApiClient:
         try:
             result: dict[str, Any] = self._get_with_retries(path, params)
         except TransientApiError as exc:
-            msg = f"{exc} — still failing after {TRANSIENT_MAX_TRIES} attempts; try again later."
+            msg = f"{exc} — still failing after {TRANSIENT_MAX_TRIES} attempts; {exc.advice}."
             error = ApiResponseError(msg)
-            with self._lock:
-                self._gave_up = self._gave_up or error
+            self._give_up(error)
             raise error from None
         except RateLimitedError as exc:
             msg = (
@@ -266,9 +361,16 @@ class ApiClient:
         ):
             # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
-        self.pacer.acquire()
+        with self._lock:
+            self._waiting[endpoint] += 1
+        try:
+            self.pacer.acquire()
+        finally:
+            with self._lock:
+                self._waiting[endpoint] -= 1
         with self._lock:
             self.stats.requests += 1
+            self.stats.by_endpoint[endpoint] += 1
         deadline = time.monotonic() + self._deadline_seconds
         try:
             response = self._session.get(
@@ -280,16 +382,16 @@ class ApiClient:
             )
             body = self._read_body(response, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
-            # The exception text can hold the URL; it never holds the Authorization header.
+            # Named by its cause, never quoted: the exception text can hold the URL.
             self._count_transient()
-            msg = f"GET {endpoint} failed: {type(exc).__name__}"
-            raise TransientApiError(msg) from None
+            raise self._connection_failure(exc, endpoint) from None
         except TimeoutError:
             self._count_transient()
             msg = (
                 f"GET {endpoint} timed out: no complete answer within {self._deadline_seconds:g} s"
             )
             raise TransientApiError(msg) from None
+        self._answered = True
         with self._lock:
             self.stats.last_latency = response.elapsed.total_seconds()
         if response.status_code < HTTPStatus.MULTIPLE_CHOICES:
@@ -300,6 +402,112 @@ class ApiClient:
                     self.stats.conversations_touched = len(self._touched)
             return payload
         raise self._error_for(response, body, endpoint)
+
+    def _connection_failure(
+        self, exc: requests.exceptions.RequestException, endpoint: str
+    ) -> TransientApiError | ConnectionFailedError:
+        """The line for a request that got no answer: the host, the cause, the fix.
+
+        Retry policy by cause. Before the API has answered anything in this run, a
+        refused connection, a name that does not resolve or a connect timeout is almost
+        always the address in api_url (a typo'd host or port, a local server not
+        started): retrying cannot fix it, so the run stops at once with the fix instead
+        of some 17 s of retries (a connect timeout already spans TCP's own repeated
+        attempts). Once the API has answered, the same causes are a restart, a failover
+        or a network blip, and are retried like a 5xx. A failed TLS handshake (a
+        certificate not trusted, https:// to a port that speaks plain http) does not heal
+        in seconds: never retried. A temporary DNS failure (EAI_AGAIN), an unreachable
+        network, a read timeout and a connection cut mid-answer are always retried.
+        """
+        kind, detail = _cause_of(exc)
+        if kind == "tls":
+            failure = ConnectionFailedError(
+                _tls_line(
+                    detail if isinstance(detail, ssl.SSLError) else None,
+                    self._where,
+                    endpoint,
+                    self.base_url,
+                )
+            )
+        else:
+            first_contact, short, advice = self._failure_lines(kind, endpoint, detail)
+            if first_contact and not self._answered:
+                failure = ConnectionFailedError(first_contact)
+            else:
+                return TransientApiError(short, advice)
+        self._give_up(failure)
+        return failure
+
+    def _failure_lines(
+        self, kind: str, endpoint: str, detail: BaseException | None
+    ) -> tuple[str, str, str]:
+        """(the line when it ends the run at first contact, or ""; the retry line; advice)."""
+        url, where = self.base_url, self._where
+        host = where.rsplit(":", 1)[0]
+        connect = f"Could not connect to {where} (GET {endpoint})"
+        named = f"Could not connect to {host} (GET {endpoint})"
+        timeout = self._timeout[0]
+        earlier = "the API answered earlier in this run"
+        lines = {
+            "refused": (
+                (
+                    f"{connect}: connection refused, nothing listens on that port. Check the host "
+                    f"and port in api_url ({url}) (a local test server: is it running?). Not "
+                    "retried: a wrong address does not heal."
+                ),
+                f"{connect}: connection refused",
+                f"{earlier} and stopped accepting connections: try again later",
+            ),
+            "unresolved": (
+                (
+                    f"{named}: the host name does not resolve (DNS knows no such name). Check the "
+                    f"host in api_url ({url}) for a typo. Not retried."
+                ),
+                f"{named}: the host name did not resolve",
+                f"{earlier}: check this machine's DNS, then try again later",
+            ),
+            "dns_temporary": (
+                "",
+                f"{named}: its name could not be resolved now (temporary DNS failure)",
+                "check this machine's network and DNS server, then try again",
+            ),
+            "connect_timeout": (
+                (
+                    f"Could not connect to {where} within {timeout:g} s (GET {endpoint}): "
+                    "connection timed out, nothing answered the connection request. A firewall, "
+                    f"VPN or missing proxy drops it, or api_url ({url}) names the wrong host: "
+                    "check that this machine reaches the host (set HTTPS_PROXY if it needs a "
+                    "proxy). Not retried: TCP already repeated the attempt."
+                ),
+                f"{connect}: connection timed out after {timeout:g} s",
+                f"{earlier}: check the network, then try again later",
+            ),
+            "read_timeout": (
+                "",
+                (
+                    f"GET {endpoint}: {where} accepted the connection but sent no answer within "
+                    f"{self._deadline_seconds:g} s"
+                ),
+                (
+                    "the API is slow or a proxy holds the request: raise request_timeout_seconds, "
+                    "or try again later"
+                ),
+            ),
+            "unreachable": (
+                "",
+                f"{connect}: {os.strerror(getattr(detail, 'errno', 0) or 0).lower()}",
+                "check this machine's network (VPN, proxy, routes), then try again",
+            ),
+        }
+        return lines.get(
+            kind,
+            ("", f"GET {endpoint}: the connection to {where} broke ({kind})", "try again later"),
+        )
+
+    def _give_up(self, error: ApiResponseError) -> None:
+        """Stop every request of this run (the first reason stays)."""
+        with self._lock:
+            self._gave_up = self._gave_up or error
 
     @staticmethod
     def _read_body(response: requests.Response, deadline: float, endpoint: str) -> bytes:

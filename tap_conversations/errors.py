@@ -47,26 +47,34 @@ class AuthenticationError(TapConversationsError):
 class MissingScopeError(TapConversationsError):
     """HTTP 403: the token may not read this endpoint."""
 
-    def __init__(self, endpoint: str, scope: str | None, detail: str = "") -> None:
+    def __init__(self, endpoint: str, scope: str | None) -> None:
         self.endpoint = endpoint
         self.scope = scope
         what = f"the '{scope}' scope" if scope else "a scope this endpoint needs"
         also = " (recordings also need the token setting include_recordings=true)"
         super().__init__(
-            f"The token lacks {what} (HTTP 403 on GET {endpoint}){detail}. {GRANT_HINT}"
-            f"{also if scope == 'recordings' and not detail else ''}."
+            f"The token lacks {what} (HTTP 403 on GET {endpoint}). {GRANT_HINT}"
+            f"{also if scope == 'recordings' else ''}."
         )
 
 
 class RecordingsDisabledError(MissingScopeError):
-    """HTTP 403 recordings_disabled: scope present but the token setting is off."""
+    """HTTP 403 recordings_disabled: the scope is granted, the token setting is off."""
+
+    #: What to do, as `--test`, discovery and a sync say it.
+    FIX = (
+        "turn on include_recordings for the token in the app under Settings → REST API "
+        "(the recordings stream needs the scope and that setting)"
+    )
 
     def __init__(self, endpoint: str) -> None:
-        super().__init__(
-            endpoint,
-            "recordings",
-            ": the token's include_recordings setting is off; turn it on as well",
+        TapConversationsError.__init__(
+            self,
+            "The token has the 'recordings' scope, but its include_recordings setting is off "
+            f"(HTTP 403 recordings_disabled on GET {endpoint}): {self.FIX}.",
         )
+        self.endpoint = endpoint
+        self.scope = "recordings"
 
 
 class NotFoundError(TapConversationsError):
@@ -89,6 +97,10 @@ class ApiResponseError(TapConversationsError):
     """An answer the tap cannot use, after any retries: status, endpoint and body quoted."""
 
 
+class ConnectionFailedError(ApiResponseError):
+    """No answer at all: the host, the cause (refused, not resolved, TLS, timed out), the fix."""
+
+
 class RecordShapeError(TapConversationsError):
     """A field arrived with a type the stream's schema does not allow."""
 
@@ -98,7 +110,15 @@ class RetriableError(Exception):
 
 
 class TransientApiError(RetriableError):
-    """5xx, timeout, reset connection, truncated or non-JSON body."""
+    """5xx, timeout, reset connection, truncated or non-JSON body.
+
+    `advice` ends the line when the retries run out: "try again later", unless the
+    cause calls for another fix.
+    """
+
+    def __init__(self, message: str, advice: str = "try again later") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 class RateLimitedError(RetriableError):

@@ -2,25 +2,73 @@
 
 One line every 15 s by the clock, also while a chunk is being fetched (a timer thread
 writes it, not the chunk loop): conversations done of those to fetch, requests spent,
-the daily quota used, and an ETA from the pacing rate. One closing line at the end.
+the daily quota used, and an ETA from the work left. One closing line at the end.
+
+The ETA counts requests, not conversations done: the conversations not started yet
+(re-checks due among them) times what each costs by the selected streams (the detail,
+the recording, the summary where the conversation has one: a share learnt as the run
+goes), plus the parts of those in flight, at the token's pace (or slower, when the
+answers come slower than the pace). When the daily quota left is smaller than the
+conversations left, the ETA is when the quota stops the run, and the line says so.
+Counting by request moves the ETA every request, not by 25 conversations at a chunk's
+end, and a chunk fetched ahead (the next one is in flight while one is emitted) does not
+inflate the cost of a conversation.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_conversations.client import ApiClient
+    from tap_conversations.conversation_fetch import FetchPlan
 
 LOGGER = logging.getLogger("tap_conversations")
 
 #: Seconds between progress lines.
 PROGRESS_INTERVAL_SECONDS = 15.0
+#: The timer looks at the clock at least this often (seconds).
+TICK_SECONDS = 1.0
+#: Requests of the fetch before their measured pace is trusted over the token's.
+MEASURED_PACE_AFTER = 20
+#: Weight, in conversations, of the first guess that every conversation has a summary.
+SUMMARY_PRIOR = 2.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The work left and its time."""
+
+    #: Conversations whose first request is not sent yet.
+    conversations_left: int
+    #: Re-checks among them (they come last).
+    rechecks_left: int
+    requests_left: int
+    #: Requests one conversation costs, as estimated now.
+    per_conversation: float
+    seconds: float
+    #: At most this many conversations fit in today's quota (None: quota not known).
+    quota_left: int | None
+    #: The daily quota, not the work, ends the run.
+    quota_stops: bool
+
+
+def _parts_sent(by_endpoint: dict[str, int]) -> dict[str, int]:
+    """Requests sent per part of a conversation: detail, summary, recording."""
+    parts = {"detail": 0, "summary": 0, "recording": 0}
+    for endpoint, count in by_endpoint.items():
+        pieces = endpoint.split("/")  # "", "conversations", id[, part]
+        if len(pieces) < 3 or pieces[1] != "conversations":  # noqa: PLR2004
+            continue
+        part = "detail" if len(pieces) == 3 else pieces[3]  # noqa: PLR2004
+        if part in parts:
+            parts[part] += count
+    return parts
 
 
 class ProgressReporter:
@@ -28,30 +76,45 @@ class ProgressReporter:
 
     Args:
         api: The API client, for request counts, quota use and the pace.
-        total: Conversations to fetch in this run.
+        total: Conversations to fetch in this run (re-checks included).
+        parts: What the selected streams fetch per conversation (None: the detail).
+        rechecks: How many of `total` are re-checks (fetched last).
+        daily_quota: The token's daily conversation quota (None: not known).
         interval: Seconds between lines.
-        clock: Monotonic clock, replaceable in tests.
+        clock: Monotonic clock; by default the pacer's, so the ETA is on the pace's time.
+        timer: Write lines from a timer thread (False: only when `tick` is called).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what the stream knows, each named
         self,
         api: ApiClient,
         total: int,
         *,
+        parts: FetchPlan | None = None,
+        rechecks: int = 0,
+        daily_quota: int | None = None,
         interval: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        timer: bool = True,
     ) -> None:
         self._api = api
         self._total = total
+        self._parts = parts
+        self._rechecks = rechecks
+        self._daily_quota = daily_quota
         self._done = 0
-        self._clock = clock
-        self._started = clock()
+        self._clock = clock or api.pacer.clock
+        self._started = self._clock()
         self._requests_at_start = api.stats.requests
         self._quota_at_start = api.stats.conversations_touched
+        self._sent_at_start = _parts_sent(api.requests_by_endpoint()[0])
         self._interval = PROGRESS_INTERVAL_SECONDS if interval is None else interval
+        self._next_line = self._started + self._interval
+        self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._timer = threading.Thread(target=self._every_interval, name="progress", daemon=True)
-        self._timer.start()
+        if timer:
+            self._timer.start()
 
     def advance(self, conversations: int) -> None:
         """Count finished conversations."""
@@ -60,12 +123,100 @@ class ProgressReporter:
     def finish(self) -> None:
         """Stop the timer; log the closing line."""
         self._stopped.set()
-        self._timer.join()
+        if self._timer.is_alive():
+            self._timer.join()
         LOGGER.info("%s", self.line(final=True))
 
+    def tick(self) -> str | None:
+        """Log a progress line if one is due by the clock; the line, or None."""
+        now = self._clock()
+        with self._lock:
+            if now < self._next_line or self._stopped.is_set():
+                return None
+            following = self._next_line + self._interval
+            self._next_line = following if following > now else now + self._interval
+        line = self.line()
+        LOGGER.info("%s", line)
+        return line
+
     def _every_interval(self) -> None:
-        while not self._stopped.wait(self._interval):
-            LOGGER.info("%s", self.line())
+        while not self._stopped.wait(min(self._interval, TICK_SECONDS)):
+            self.tick()
+
+    def estimate(self) -> Estimate:
+        """The work left (see the module's docstring) and the time it takes.
+
+        Requests waiting for their slot go out for sure; a conversation's parts go one
+        after another (detail, recording, summary), so a started conversation still
+        needs the parts not asked for yet, and its summary where it has one.
+        """
+        api, parts = self._api, self._parts
+        sent_now, waiting_now = api.requests_by_endpoint()
+        sent = {part: n - self._sent_at_start[part] for part, n in _parts_sent(sent_now).items()}
+        waiting = _parts_sent(waiting_now)
+        asked = {part: sent[part] + waiting[part] for part in sent}
+        with_detail = parts is None or parts.detail
+        recording = parts is not None and parts.recording
+        summary = with_detail and parts is not None and parts.summary
+        started = min(self._total, asked["detail"] if with_detail else asked["recording"])
+        per = float(with_detail) + float(recording)
+        started_parts_left = 0.0
+        if recording and with_detail:
+            started_parts_left += max(0, started - asked["recording"])
+        if summary:
+            # The summary is asked for once the part before it answered: the share of
+            # those conversations that had one (a first guess of all, soon outweighed).
+            decided = sent["recording"] if recording else sent["detail"]
+            share = (asked["summary"] + SUMMARY_PRIOR) / (decided + SUMMARY_PRIOR)
+            per += share
+            started_parts_left += max(0.0, share * started - asked["summary"])
+        conversations_left = self._total - started
+        quota_left = None
+        quota_stops = False
+        fetchable = conversations_left
+        if self._daily_quota is not None:
+            touched = api.stats.conversations_touched
+            answering = max(0, started - (touched - self._quota_at_start))
+            quota_left = max(0, self._daily_quota - touched - answering)
+            quota_stops = conversations_left > quota_left
+            fetchable = min(conversations_left, quota_left)
+        requests_left = sum(waiting.values()) + round(fetchable * per + started_parts_left)
+        return Estimate(
+            conversations_left=conversations_left,
+            rechecks_left=min(self._rechecks, conversations_left),
+            requests_left=requests_left,
+            per_conversation=per,
+            seconds=self._seconds_for(requests_left),
+            quota_left=quota_left,
+            quota_stops=quota_stops,
+        )
+
+    def _seconds_for(self, requests: int) -> float:
+        """At the token's pace, or at the pace measured in this fetch when that is slower.
+
+        Answers slower than the pace (latency above what the parallel requests cover,
+        retries) show in the measured pace once enough requests were sent to trust it.
+        """
+        sent = self._api.stats.requests - self._requests_at_start
+        measured = None
+        if sent >= MEASURED_PACE_AFTER:
+            measured = (self._clock() - self._started) / sent
+        return self._api.pacer.seconds_until_sent(requests, measured)
+
+    def _parts_named(self) -> str:
+        parts = self._parts
+        if parts is None:
+            return "detail"
+        named = [
+            name
+            for name, wanted in (
+                ("detail", parts.detail),
+                ("recording", parts.recording),
+                ("summary", parts.summary),
+            )
+            if wanted
+        ]
+        return " + ".join(named)
 
     def line(self, *, final: bool = False) -> str:
         """The progress line."""
@@ -73,14 +224,30 @@ class ProgressReporter:
         spent = stats.requests - self._requests_at_start
         quota = stats.conversations_touched - self._quota_at_start
         done = self._done
-        per_conversation = spent / done if done else 1.0
-        remaining = self._total - done
-        eta = self._api.pacer.seconds_for(round(remaining * per_conversation))
-        head = "conversations done" if final else "conversations"
-        return (
-            f"{head}: {done}/{self._total} "
-            f"({100 * done / max(self._total, 1):.0f}%), {spent} requests "
-            f"({per_conversation:.2f}/conversation), quota used this run: {quota}, "
-            f"elapsed {self._clock() - self._started:.0f} s"
-            + ("" if final else f", ETA {eta:.0f} s at {self._api.pacer.requests_per_minute}/min")
+        elapsed = self._clock() - self._started
+        if final:
+            per_conversation = spent / done if done else 0.0
+            return (
+                f"conversations done: {done}/{self._total} "
+                f"({100 * done / max(self._total, 1):.0f}%), {spent} requests "
+                f"({per_conversation:.2f}/conversation), quota used this run: {quota}, "
+                f"elapsed {elapsed:.0f} s"
+            )
+        left = self.estimate()
+        rechecks = f", {left.rechecks_left} of them re-checks" if left.rechecks_left else ""
+        head = (
+            f"conversations: {done}/{self._total} ({100 * done / max(self._total, 1):.0f}%), "
+            f"{spent} requests, quota used this run: {quota}, elapsed {elapsed:.0f} s; left: "
+            f"{left.conversations_left} conversations{rechecks}, about {left.requests_left} "
+            f"requests ({self._parts_named()}: {left.per_conversation:.2f} a conversation), "
+            f"ETA {left.seconds:.0f} s at {self._api.pacer.requests_per_minute}/min"
         )
+        if left.quota_left is None:
+            return head
+        if left.quota_stops:
+            return (
+                f"{head}, when the daily quota stops the run: at most {left.quota_left} of the "
+                f"{left.conversations_left} conversations left fit in today's quota "
+                f"({self._daily_quota}); the next run after the reset fetches the rest"
+            )
+        return f"{head}; quota left today: at most {left.quota_left}"

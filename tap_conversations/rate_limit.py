@@ -57,6 +57,8 @@ class RequestPacer:
             raise ValueError(msg)
         self.requests_per_minute = requests_per_minute
         self.interval = 60.0 / requests_per_minute * (1 + SAFETY_MARGIN)
+        #: The clock the pace is kept on (progress lines and their ETA read it too).
+        self.clock = clock
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -101,3 +103,18 @@ class RequestPacer:
     def seconds_for(self, requests: int) -> float:
         """Time the pace needs for `requests` more requests (for an ETA)."""
         return requests * self.interval
+
+    def seconds_until_sent(self, requests: int, interval: float | None = None) -> float:
+        """When the last of `requests` more requests goes out (for an ETA).
+
+        Releases stay an interval apart (this pace's, or a slower `interval` measured by
+        the caller): the n-th next one leaves n intervals after the last one (or the end
+        of a server-side pause), never before now.
+        """
+        if requests <= 0:
+            return 0.0
+        step = max(self.interval, interval or 0.0)
+        with self._lock:
+            now = self._clock()
+            start = max(self._last_release, self._resume_at - step)
+            return max(0.0, start + requests * step - now)

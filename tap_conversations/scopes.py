@@ -20,6 +20,7 @@ from tap_conversations.errors import (
     AuthenticationError,
     MissingScopeError,
     NotFoundError,
+    RecordingsDisabledError,
     TapConversationsError,
 )
 
@@ -81,52 +82,59 @@ class ScopeTracker:
         LOGGER.warning("%s Skipping streams: %s.", error, streams)
 
 
-def probe_scopes(api: ApiClient) -> dict[str, bool]:
+def probe_scopes(api: ApiClient) -> dict[str, MissingScopeError | None]:
     """Ask the API which scopes the token has; for discovery and `--test`.
 
     Costs one request per list endpoint (the conversation list with `limit=1`) and,
     when a conversation exists, one per per-conversation endpoint for that one
-    conversation (one unit of the daily quota). A scope left out is unknown.
+    conversation (one unit of the daily quota). Each scope maps to None when granted,
+    or to the error that says it is missing (for recordings, possibly that the token's
+    include_recordings setting is off); a scope left out is unknown.
 
     Raises:
         AuthenticationError: The token is rejected.
     """
-    result: dict[str, bool] = {}
+    result: dict[str, MissingScopeError | None] = {}
     first_conversation: str | None = None
     for scope, path in LIST_PROBES.items():
         params = {"limit": "1"} if scope == "conversations" else None
-        granted, payload = _probe(api, path, params)
-        if granted is not None:
-            result[scope] = granted
+        known, missing, payload = _probe(api, path, params)
+        if known:
+            result[scope] = missing
         items = (payload or {}).get("conversations") or [{}]
         first_conversation = first_conversation or items[0].get("id")
     if first_conversation is not None:
         for scope, suffix in PER_CONVERSATION_PROBES.items():
-            granted, _ = _probe(api, f"/conversations/{first_conversation}{suffix}")
-            if granted is not None:
-                result[scope] = granted
+            known, missing, _ = _probe(api, f"/conversations/{first_conversation}{suffix}")
+            if known:
+                result[scope] = missing
     return result
 
 
 def _probe(
     api: ApiClient, path: str, params: Mapping[str, str] | None = None
-) -> tuple[bool | None, dict | None]:
-    """(granted, payload) for one probe request; granted None when it cannot tell."""
+) -> tuple[bool, MissingScopeError | None, dict | None]:
+    """(known, the missing-scope error or None, payload) for one probe request."""
     try:
         payload = api.get(path, params)
-    except MissingScopeError:  # RecordingsDisabledError included
-        return False, None
+    except MissingScopeError as error:  # RecordingsDisabledError included
+        return True, error, None
     except NotFoundError:
-        return True, None  # allowed, just nothing there
+        return True, None, None  # allowed, just nothing there
     except AuthenticationError:
         raise
     except TapConversationsError:
-        return None, None
-    return True, payload
+        return False, None, None
+    return True, None, payload
 
 
-def describe_missing(scope: str) -> str:
-    """The advice for one missing scope, as shown by `--test`."""
+def describe_missing(scope: str, error: MissingScopeError | None = None) -> str:
+    """The advice for one scope the token cannot use, after "Token " (`--test`, discovery)."""
+    if isinstance(error, RecordingsDisabledError):
+        return (
+            f"has the '{scope}' scope, but its include_recordings setting is off: "
+            f"{RecordingsDisabledError.FIX}."
+        )
     extra = " and turn on include_recordings" if scope == "recordings" else ""
     return f"missing scope '{scope}': {GRANT_HINT}{extra}."
 

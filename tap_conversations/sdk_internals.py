@@ -24,11 +24,16 @@ them next to the pin):
   leaves them so), and for every full-table stream, children of an incremental parent
   included. The reference streams write it after their last record, and only they do.
 
+Also fenced here: the SDK's log lines the tap demotes to DEBUG (`SDK_NOISE`), matched
+by their format strings, which are the SDK's own, not an interface; the tests check
+each one is still in the SDK's source, so an upgrade that rewords one fails loudly.
+
 Nothing outside this module names a private SDK member.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, Tap
@@ -48,6 +53,52 @@ SDK_PRIVATE_MEMBERS: tuple[tuple[type, str], ...] = (
     (Tap, "_handle_termination"),
     (Stream, "_write_activate_version_message"),
 )
+
+
+#: The SDK's INFO and ERROR lines that say nothing a user acts on, by format string,
+#: with the SDK function that logs each (checked by the tests): shown at DEBUG only.
+SDK_NOISE: dict[str, str] = {
+    # PluginBase.__init__, every run: whether settings come from the environment.
+    "Skipping parse of env var settings...": "singer_sdk.plugin_base.PluginBase.__init__",
+    "Parsing env var for settings config...": "singer_sdk.plugin_base.PluginBase.__init__",
+    # Tap.load_streams: one line per child stream, five every run.
+    "Added '%s' as child stream to '%s'": "singer_sdk.tap_base.Tap.load_streams",
+    # Stream.sync, just before the exception reaches the tap, which logs the one line
+    # that says what happened (TapConversations.invoke); a bug's traceback names the
+    # stream anyway.
+    "An unhandled error occurred while syncing '%s'": "singer_sdk.streams.core.Stream.sync",
+    # StreamStateManager, under "<executable>.<stream>": the SDK's bookmark, which the
+    # conversations checkpoint replaces (the tap says what it resumes from).
+    "Starting incremental sync of '%s' with bookmark value: %s": (
+        "singer_sdk.streams._state.StreamStateManager.write_starting_replication_value"
+    ),
+}
+
+
+class DemoteSdkNoise(logging.Filter):
+    """Shows the SDK_NOISE lines as DEBUG lines, and only when DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to keep the record (demoted when it is noise)."""
+        if not isinstance(record.msg, str) or record.msg not in SDK_NOISE:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_DEMOTE = DemoteSdkNoise()
+
+
+def quiet_sdk_logs(loggers: list[logging.Logger], stream_names: list[str]) -> None:
+    """Demote SDK_NOISE on these loggers and their streams' (filters do not inherit).
+
+    The tap's logger, and the executable's name, which the SDK's state manager still
+    logs under.
+    """
+    for logger in loggers:
+        for target in (logger, *(logger.getChild(name) for name in stream_names)):
+            if _DEMOTE not in target.filters:
+                target.addFilter(_DEMOTE)
 
 
 class SdkStream(Stream):

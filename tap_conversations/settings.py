@@ -10,12 +10,13 @@ It also checks what JSON Schema cannot say: where `api_url` sends the token.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import ipaddress
 import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
 from urllib3.exceptions import LocationParseError
@@ -23,7 +24,10 @@ from urllib3.util import parse_url
 
 from tap_conversations.errors import ConfigError
 from tap_conversations.schemas import MEDIUMS
-from tap_conversations.timestamps import parse_timestamp
+from tap_conversations.timestamps import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 #: The API lists at most this far back.
 HISTORY_DAYS = 30
@@ -145,6 +149,53 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
 ).to_dict()
 PROPERTIES: dict[str, dict[str, Any]] = CONFIG_SCHEMA["properties"]
+#: Settings the Singer SDK reads without declaring them in the config schema.
+SDK_UNDECLARED_SETTINGS = frozenset({"emit_activate_version_messages"})
+#: How much of an unknown key a warning shows.
+SHOWN_KEY_CHARS = 60
+
+
+def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """One warning line per key no one reads, with the closest known name.
+
+    `known` is every setting the tap declares plus the SDK's built-in ones (stream_maps,
+    flattening_*, batch_config, ...). Keys starting with `_` are left alone: Meltano
+    keeps its plugin extras (`_select`, `_metadata`, ...) under such names.
+    """
+    names = sorted(set(known) | SDK_UNDECLARED_SETTINGS)
+    lines = []
+    for key in sorted(str(key) for key in config):
+        if key in names or key.startswith("_"):
+            continue
+        shown = repr(key[:SHOWN_KEY_CHARS])
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else "tap-conversations --about lists the settings."
+        )
+        lines.append(f"Setting {shown} is unknown and ignored; {hint}")
+    return lines
+
+
+def check_start_date_not_after(settings: Settings, now: dt.datetime) -> None:
+    """Refuse a start_date in the future: it would sync nothing, silently, until then.
+
+    An error rather than a warning: a future date is a typo (the year, or day and month
+    swapped) far more often than a plan, and a warning in a scheduled job's log is read
+    after days of empty syncs; the error costs nothing (no request was sent).
+
+    Raises:
+        ConfigError: start_date is later than now.
+    """
+    start = settings.start_date
+    if start is not None and start > now:
+        msg = (
+            f"Setting start_date {format_timestamp(start)} is in the future (now "
+            f"{format_timestamp(now)}): a sync would fetch nothing until then. Set a date in "
+            f"the past, or remove start_date to sync the API's {HISTORY_DAYS} days."
+        )
+        raise ConfigError(msg)
 
 
 @dataclass(frozen=True)

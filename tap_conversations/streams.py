@@ -318,7 +318,13 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         fetcher = ConversationFetcher(
             tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
         )
-        progress = ProgressReporter(tap.api, total=len(to_fetch))
+        progress = ProgressReporter(
+            tap.api,
+            total=len(to_fetch),
+            parts=self._fetch_plan(),
+            rechecks=len(plan.rechecks),
+            daily_quota=tap.settings.daily_conversation_quota,
+        )
         asked = {conversation.id: conversation for conversation in to_fetch}
         done = 0
         try:

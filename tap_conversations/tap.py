@@ -24,8 +24,14 @@ from tap_conversations.ledger import RunLedger
 from tap_conversations.rate_limit import RequestPacer
 from tap_conversations.run_summary import RunSummary
 from tap_conversations.scopes import ScopeTracker, describe_missing, probe_scopes
-from tap_conversations.sdk_internals import SdkTap
-from tap_conversations.settings import CONFIG_SCHEMA, HISTORY_DAYS, Settings
+from tap_conversations.sdk_internals import SdkTap, quiet_sdk_logs
+from tap_conversations.settings import (
+    CONFIG_SCHEMA,
+    HISTORY_DAYS,
+    Settings,
+    check_start_date_not_after,
+    unknown_settings,
+)
 from tap_conversations.streams import (
     STREAM_TYPES,
     ConversationsApiStream,
@@ -39,7 +45,13 @@ from tap_conversations.timestamps import format_timestamp
 if TYPE_CHECKING:
     import click
 
+#: The one logger of the tap, the SDK's lines included (`TapConversations.logger`);
+#: each stream logs under `tap_conversations.<stream>`.
 LOGGER = logging.getLogger("tap_conversations")
+quiet_sdk_logs(
+    [LOGGER, logging.getLogger("tap-conversations")],
+    [stream_type.name for stream_type in STREAM_TYPES],  # type: ignore[misc]  # declared
+)
 
 
 def _package_version() -> str:
@@ -54,6 +66,9 @@ class TapConversations(SdkTap):
 
     name = "tap-conversations"
     package_name = "tap-conversations"
+    # The SDK would log under "tap-conversations" (the executable's name) beside the
+    # modules' "tap_conversations": one name for every line, the package's.
+    logger = LOGGER
     # A copy: the SDK adds its built-in settings (stream maps, ...) to this dict.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     # msgspec serialises records several times faster than the stdlib json writer; this
@@ -63,14 +78,28 @@ class TapConversations(SdkTap):
     clock: Clock = staticmethod(utc_now)
     _deliveries: list[dict[str, Any]] | None
     _state_account_checked: bool
+    _settings_warned: bool
 
     def check_settings(self) -> None:
         """Our checks first: they name the setting and say what to do in one line.
 
         The SDK's JSON-schema errors are terse and come two lines at a time. Runs in
-        the SDK's __init__, so a bad setting fails before any request.
+        the SDK's __init__, so a bad setting fails before any request. A misspelled
+        setting is named first: it may be why a setting is missing.
         """
+        self.warn_unknown_settings()
         self.settings = Settings.from_config(dict(self.config))
+        check_start_date_not_after(self.settings, self.clock())
+
+    def warn_unknown_settings(self) -> None:
+        """One warning per setting no one reads, with the closest known name (once a run)."""
+        if self._settings_warned:
+            return
+        self._settings_warned = True
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        for line in unknown_settings(self.config, schema["properties"]):
+            LOGGER.warning("%s", line)
 
     def on_termination(self, signum: int) -> None:
         """Stop at the next safe point with the final state; exit 128 + signal."""
@@ -150,6 +179,7 @@ class TapConversations(SdkTap):
         self._deliveries_lock = threading.Lock()
         self._deliveries = None
         self._state_account_checked = False
+        self._settings_warned = False
         self.summary = RunSummary()
         self.ledger = RunLedger()
         super().__init__(*args, **kwargs)
@@ -211,6 +241,7 @@ class TapConversations(SdkTap):
 
     def run_discovery(self) -> str:
         """Write the catalog; with a token, streams it cannot read are not selected."""
+        self.warn_unknown_settings()
         if self.config.get("api_token") and self.config.get("api_url"):
             try:
                 self.account  # noqa: B018  # GET /me: a wrong api_url shows here, not as "no scope"
@@ -220,14 +251,14 @@ class TapConversations(SdkTap):
             else:
                 for stream in self.streams.values():
                     scope = getattr(stream, "scope", None)
-                    if scope and granted.get(scope) is False:
+                    if scope and granted.get(scope) is not None:
                         stream.selected_by_default = False
                         stream.metadata.root.selected_by_default = False
                         stream.metadata.root.selected = False
                         LOGGER.warning(
-                            "Stream %s not selected by default: %s",
+                            "Stream %s not selected by default: token %s",
                             stream.name,
-                            describe_missing(scope),
+                            describe_missing(scope, granted[scope]),
                         )
         return super().run_discovery()
 
@@ -281,8 +312,9 @@ class TapConversations(SdkTap):
             account.get("name"),
             account.get("id"),
         )
-        for scope in sorted(scope for scope, ok in granted.items() if not ok):
-            cls.logger.warning("Token %s", describe_missing(scope))
+        for scope, missing in sorted(granted.items()):
+            if missing is not None:
+                cls.logger.warning("Token %s", describe_missing(scope, missing))
         ctx.exit(0)
 
 

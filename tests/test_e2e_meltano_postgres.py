@@ -26,6 +26,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -431,15 +432,55 @@ def test_the_demo_loads_every_row_and_prints_a_query_that_works(meltano: Meltano
     assert "Every table holds exactly what the sandbox says the token may see." in result.stdout
     assert "the API lists the last 30 days only, so the token may see " in result.stdout
     lines = result.stderr.splitlines()
+    # The loader's and dbt's output is summarized; the whole of it is in the file named.
+    log_file = REPO_ROOT / "output" / "demo-meltano.log"
+    assert any(
+        line.startswith("meltano run: done in ") and line.endswith(": output/demo-meltano.log")
+        for line in lines
+    ), lines
+    assert "START test" in log_file.read_text(encoding="utf-8")
+    assert "START test" not in result.stderr
+    assert len(lines) < 80, f"{len(lines)} lines on stderr"
+    summary = "\n".join(lines)
+    assert "tap-conversations  Sync done in " in summary
+    assert "target-postgres    Reader 'target-postgres' completed processing" in summary
+    assert re.search(r"dbt-postgres       Done\. PASS=\d+ WARN=0 ERROR=0", summary), summary
+    # The headline reads right: roles, not "not a listed participant" for null roles.
+    assert "not a listed participant" not in result.stdout
+    headline = result.stdout.split("who talks:", 1)[1].split("\n\n", 1)[0]
+    shares = {
+        row.split("  ")[0].strip(): float(row.split()[-1])
+        for row in headline.splitlines()[3:]
+        if re.search(r"\d\.\d{3}\s*$", row)
+    }
+    assert {"user", "unidentified"} <= set(shares), headline
+    assert math.isclose(sum(shares.values()), 1.0, abs_tol=0.01), shares
+    for title in ("talk share per user", "the longest monologues", "insights per day"):
+        assert title in result.stdout
     query = next(line.strip() for line in lines if line.strip().startswith("/") and " -c " in line)
+    assert query.count(" -c ") == 3
     stop = next(line.removeprefix("Stop it: ") for line in lines if line.startswith("Stop it: "))
     try:
         pasted = subprocess.run(  # noqa: S602  # the command as the demo printed it
             query, shell=True, capture_output=True, text=True, timeout=60, check=False
         )
         assert pasted.returncode == 0, pasted.stderr
-        rows = [line for line in pasted.stdout.splitlines() if "|" in line][1:]
-        assert sum(int(row.split("|")[1]) for row in rows) > 0
+        tables = [t for t in pasted.stdout.split("\n\n") if "|" in t]
+        assert len(tables) == 3, pasted.stdout
+        headers = [t.strip().splitlines()[0].split("|") for t in tables]
+        assert [h.strip() for h in headers[0]] == [
+            "user_name",
+            "conversations",
+            "talk_share",
+            "longest_monologue_s",
+        ]
+        users = [row.split("|") for row in tables[0].strip().splitlines()[2:] if "|" in row]
+        assert users
+        assert all(0 < float(row[2]) < 1 for row in users), users
+        assert "longest_monologue_s" in headers[1][-1]
+        assert [h.strip() for h in headers[2]] == ["conversation_day", "insights", "kpi_insights"]
+        days = [row.split("|") for row in tables[2].strip().splitlines()[2:] if "|" in row]
+        assert sum(int(row[1]) for row in days) > 0
     finally:
         stopped = subprocess.run(  # noqa: S602
             stop, shell=True, capture_output=True, text=True, timeout=60, check=False
@@ -606,6 +647,22 @@ def test_the_wheels_server_starts_from_a_checkout_only_root_can_enter(
 # --- the dbt models: every metric against values computed from the sandbox ------------
 
 
+def speaker_role(speaker: str, detail: dict[str, Any]) -> str:
+    """fct_conversation_speakers.speaker_role, by its definition."""
+    user = (detail.get("user") or {}).get("name")
+    if user is not None and speaker == user.strip():
+        return "user"
+    roles = [
+        p.get("role")
+        for p in detail.get("participants") or []
+        if (p.get("name") or "").strip() == speaker and speaker
+    ]
+    if not roles:
+        return "unidentified"
+    given = sorted(role for role in roles if role is not None)
+    return given[0] if given else "participant without a role"
+
+
 def expected_talk(segments: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(conversation metrics, per-speaker metrics) by the models' definitions."""
     speakers = [(s.get("speaker") or "").strip() or "unknown" for s in segments]
@@ -711,7 +768,14 @@ def test_dbt_models_compute_every_metric_as_defined(
             (str(row[0]), row[1]): row[2:]
             for row in conn.execute(
                 "SELECT conversation_id, speaker, segment_count, talk_seconds, talk_share, "
-                "longest_monologue_seconds FROM dbt_models.fct_conversation_speakers"
+                "longest_monologue_seconds, speaker_role FROM dbt_models.fct_conversation_speakers"
+            ).fetchall()
+        }
+        user_talk = {
+            str(row[0]): row[1:]
+            for row in conn.execute(
+                "SELECT user_id, conversations, talk_share, longest_monologue_seconds "
+                "FROM dbt_models.fct_user_talk"
             ).fetchall()
         }
     assert set(conversations) == set(ids)
@@ -723,6 +787,7 @@ def test_dbt_models_compute_every_metric_as_defined(
         "question_count",
     )
     expected_speakers: dict[tuple[str, str], dict[str, Any]] = {}
+    by_user: dict[str, list[tuple[float, float | None]]] = {}
     checked = 0
     for cid in ids:
         transcript = sb.transcript(cid)
@@ -742,17 +807,44 @@ def test_dbt_models_compute_every_metric_as_defined(
         conversation, per_speaker = expected_talk(transcript["segments"])
         for name in names:
             assert same(row[name], conversation[name]), (cid, name, row[name], conversation[name])
+        detail = sb.conversation_detail(cid)
+        for speaker, metrics in per_speaker.items():
+            metrics["speaker_role"] = speaker_role(speaker, detail)
         expected_speakers.update({(cid, s): m for s, m in per_speaker.items()})
+        user_id = (detail.get("user") or {}).get("id")
+        if user_id is not None and conversation["talk_seconds"] > 0:
+            mine = [m for m in per_speaker.values() if m["speaker_role"] == "user"]
+            by_user.setdefault(user_id, []).append(
+                (
+                    sum(m["talk_share"] for m in mine),
+                    max((m["longest_monologue_seconds"] for m in mine), default=None),
+                )
+            )
         checked += 1
     assert checked > 30
     assert set(speakers) == set(expected_speakers)
     for key, values in speakers.items():
         actual = dict(
             zip(
-                ("segment_count", "talk_seconds", "talk_share", "longest_monologue_seconds"),
+                (
+                    "segment_count",
+                    "talk_seconds",
+                    "talk_share",
+                    "longest_monologue_seconds",
+                    "speaker_role",
+                ),
                 values,
                 strict=True,
             )
         )
         for name, value in expected_speakers[key].items():
             assert same(actual[name], value), (key, name, actual[name], value)
+    assert {m["speaker_role"] for m in expected_speakers.values()} >= {"user", "unidentified"}
+    assert set(user_talk) == set(by_user)
+    for user_id, conversations_of_user in by_user.items():
+        count, share, longest = user_talk[user_id]
+        assert count == len(conversations_of_user)
+        expected_share = sum(s for s, _ in conversations_of_user) / len(conversations_of_user)
+        assert same(float(share), expected_share), (user_id, share, expected_share)
+        monologues = [m for _, m in conversations_of_user if m is not None]
+        assert same(longest, max(monologues) if monologues else None), user_id

@@ -85,3 +85,57 @@ def test_help_describes_test_as_this_tap_does_it(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "report the scopes it lacks" in " ".join(result.stdout.split())
     assert "sync a single record for each stream" not in result.stdout
+
+
+#: The SDK's lines a sync no longer shows at INFO (sdk_internals.SDK_NOISE).
+NOISE = (
+    "Skipping parse of env var settings",
+    "as child stream to",
+    "An unhandled error occurred while syncing",
+    "Starting incremental sync of",
+)
+
+
+def _loggers(stderr: str) -> set[str]:
+    return {line.split(" | ")[2].strip() for line in stderr.splitlines() if line.count(" | ") >= 3}
+
+
+def test_a_sync_logs_under_one_name_without_the_sdks_noise(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    returncode, stderr = sync(sandbox, tmp_path)
+    assert returncode == 0
+    assert not [line for line in stderr.splitlines() if any(n in line for n in NOISE)]
+    loggers = _loggers(stderr)
+    assert "tap_conversations" in loggers
+    assert {name.split(".")[0] for name in loggers} == {"tap_conversations"}, loggers
+
+
+def test_at_debug_the_sdks_lines_are_there_as_debug(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = tap_config(sandbox)
+    result = run_cli(
+        tmp_path,
+        config,
+        catalog=catalog_selecting(config, STREAMS),
+        env=cli_env(TAP_CONVERSATIONS_LOGLEVEL="DEBUG"),
+    )
+    assert result.returncode == 0
+    shown = [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)]
+    assert len(shown) == 7, shown  # env, five children, the conversations bookmark
+    assert all("| DEBUG" in line for line in shown), shown
+
+
+def test_an_error_is_not_preceded_by_the_sdks_generic_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    returncode, stderr = sync(sandbox, tmp_path, api_token="mt_not_a_token")  # noqa: S106
+    assert returncode == 1
+    lines = [line for line in stderr.splitlines() if " | " in line]
+    assert "An unhandled error occurred" not in stderr
+    assert [line.split(" | ")[1].strip() for line in lines].count("ERROR") == 1
+    assert lines[-1].endswith(
+        "The API rejected the token (HTTP 401 on GET /me): it is wrong, expired or revoked. "
+        "Create or copy a token in the app under Settings → REST API and set api_token "
+        "(TAP_CONVERSATIONS_API_TOKEN)."
+    )
+    assert lines[-1].split(" | ")[2].strip() == "tap_conversations"

@@ -484,9 +484,10 @@ def test_overlapping_requests_keep_the_order_of_a_serial_sync(
 # --- progress ----------------------------------------------------------------------------
 
 PROGRESS = re.compile(
-    r"conversations: (?P<done>\d+)/(?P<total>\d+) \(\d+%\), (?P<requests>\d+) requests "
-    r"\((?P<per>[\d.]+)/conversation\), quota used this run: (?P<quota>\d+), "
-    r"elapsed \d+ s, ETA (?P<eta>\d+) s at (?P<rpm>\d+)/min"
+    r"conversations: (?P<done>\d+)/(?P<total>\d+) \(\d+%\), (?P<requests>\d+) requests, "
+    r"quota used this run: (?P<quota>\d+), elapsed \d+ s; left: (?P<left>\d+) conversations, "
+    r"about (?P<left_requests>\d+) requests \(detail: (?P<per>[\d.]+) a conversation\), "
+    r"ETA (?P<eta>\d+) s at (?P<rpm>\d+)/min; quota left today: at most \d+$"
 )
 FINAL = re.compile(
     r"conversations done: (?P<done>\d+)/(?P<total>\d+) \(100%\), (?P<req>\d+) requests "

@@ -1109,6 +1109,59 @@ def test_standalone_command(sig: signal.Signals) -> None:
             proc.wait()
 
 
+def test_standalone_command_makes_tokens_with_chosen_scopes() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "tests.sandbox", "--port", "0", "--conversations", "30",
+            "--add-token", "all", "--add-token", "conversations,recordings,include_recordings",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        base_url = re.fullmatch(r"sandbox: (\S+) token=\S+\n", proc.stdout.readline())
+        assert base_url, "no first line"
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        tokens = [re.fullmatch(r"token: (mt_\S+) scopes=(\S+) include_recordings=(\w+)\n", x)
+                  for x in lines]  # fmt: skip
+        assert all(tokens), lines
+        disabled, enabled = (m.group(1) for m in tokens if m)
+        assert [m.group(2, 3) for m in tokens if m] == [
+            (",".join(ALL_SCOPES), "false"),
+            ("conversations,recordings", "true"),
+        ]
+
+        def get(path: str, token: str) -> requests.Response:
+            return requests.get(
+                base_url.group(1) + path, headers={"Authorization": f"Bearer {token}"}, timeout=5
+            )
+
+        conversation = get("/conversations", enabled).json()["conversations"][0]["id"]
+        answer = get(f"/conversations/{conversation}/recording", disabled)
+        assert (answer.status_code, answer.json()["error"]) == (403, "recordings_disabled")
+        assert get(f"/conversations/{conversation}/recording", enabled).status_code == 200
+        assert get("/users", enabled).json()["error"] == "insufficient_scope"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_standalone_command_refuses_an_unknown_scope() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.sandbox", "--add-token", "conversations,fax"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown scopes ['fax']" in result.stderr
+
+
 # --- knobs for the trust tests: ties beyond a page, slow processing, delivery status ---
 
 

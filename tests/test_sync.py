@@ -295,6 +295,7 @@ def test_partial_scope_token(sandbox: Sandbox, caplog: pytest.LogCaptureFixture)
         "conversations",
         "summaries",
         "webhook_deliveries",
+        "sync_ledger",
     }
     assert sorted(out.ids("conversations")) == sorted(listed_ids(sandbox))
     forbidden = sandbox.counters.requests(status=403)

@@ -1,8 +1,9 @@
 # Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
 """Run the sandbox standalone: ``python -m tests.sandbox --port 8765``.
 
-The first stdout line is exactly ``sandbox: <base URL> token=<token>``; the server
-then runs until SIGINT/SIGTERM and exits 0.
+The first stdout line is exactly ``sandbox: <base URL> token=<token>``; each
+``--add-token`` then prints ``token: <token> scopes=<a,b> include_recordings=<true|false>``
+on a line of its own. The server runs until SIGINT/SIGTERM and exits 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from tests.sandbox.server import Sandbox
+from tests.sandbox.state import ALL_SCOPES
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -38,7 +40,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--non-json-rate", type=float, default=0.0)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--rate-limited-rate", type=float, default=0.0)
+    p.add_argument(
+        "--add-token",
+        action="append",
+        default=[],
+        type=_token_spec,
+        metavar="SCOPES",
+        help=(
+            "make one more token (repeatable): comma-separated scopes, or 'all' "
+            f"({', '.join(ALL_SCOPES)}); add 'include_recordings' to turn that token "
+            "setting on, e.g. 'all' (recordings scope, setting off) or "
+            "'conversations,recordings,include_recordings'"
+        ),
+    )
     return p
+
+
+#: The pseudo-scope of --add-token that turns the token's include_recordings on.
+INCLUDE_RECORDINGS = "include_recordings"
+
+
+def _token_spec(value: str) -> tuple[tuple[str, ...], bool]:
+    """(scopes, include_recordings) from an --add-token value."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    include_recordings = INCLUDE_RECORDINGS in names
+    names = [name for name in names if name != INCLUDE_RECORDINGS]
+    scopes = ALL_SCOPES if names == ["all"] else tuple(dict.fromkeys(names))
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        msg = f"unknown scopes {unknown}; known: all, {', '.join(ALL_SCOPES)}, {INCLUDE_RECORDINGS}"
+        raise argparse.ArgumentTypeError(msg)
+    return scopes, include_recordings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     sb.start()
     sys.stdout.write(f"sandbox: {sb.base_url} token={sb.token}\n")
+    for scopes, include_recordings in args.add_token:
+        token = sb.add_token(scopes=scopes, include_recordings=include_recordings)
+        sys.stdout.write(
+            f"token: {token} scopes={','.join(scopes)} "
+            f"include_recordings={str(include_recordings).lower()}\n"
+        )
     sys.stdout.flush()
     try:
         while not stop.wait(0.5):

@@ -1,0 +1,162 @@
+"""The ETA of the progress lines, against the time a whole sync really took, on a fake clock.
+
+The pacer sleeps on a fake clock (real monotonic time plus every sleep, added at once),
+so a sync at a real token's pace (60/min, some 4-5 minutes of pacing) runs in seconds,
+on a busy machine too; the progress lines read the same clock. Every ETA printed after
+the run's first minute must be within 25 % of the time that was really left until the
+conversations were done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_conversations import progress as progress_module
+from tap_conversations import streams as streams_module
+from tap_conversations import tap as tap_module
+from tap_conversations.progress import ProgressReporter
+from tap_conversations.rate_limit import RequestPacer
+from tests.harness import run_sync, tap_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.sandbox import Sandbox
+
+PACE = 60
+#: An ETA may be off by this share of the time really left.
+TOLERANCE = 0.25
+#: ETAs printed earlier than this after the run's start are not held to the tolerance.
+SETTLING_SECONDS = 60.0
+
+
+class FakeTime:
+    """Real monotonic time plus every sleep of the pacer, added at once."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+        self.reporters: list[RecordingReporter] = []
+
+    def clock(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += max(0.0, seconds)
+        for reporter in self.reporters:
+            reporter.tick()
+
+
+class RecordingReporter(ProgressReporter):
+    """A reporter ticked by the fake sleeps, remembering each line's time and ETA."""
+
+    def __init__(self, fake: FakeTime, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, timer=False, **kwargs)
+        self.fake = fake
+        self.lines: list[tuple[float, str, float]] = []
+        self.finished_at: float | None = None
+        fake.reporters.append(self)
+
+    def tick(self) -> str | None:
+        line = super().tick()
+        if line is not None:
+            eta = re.search(r"ETA (\d+) s", line)
+            assert eta is not None, line
+            self.lines.append((self.fake.clock(), line, float(eta.group(1))))
+        return line
+
+    def finish(self) -> None:
+        self.finished_at = self.fake.clock()
+        super().finish()
+
+
+def _sync_on_fake_time(
+    monkeypatch: pytest.MonkeyPatch, config: dict[str, Any], streams: list[str]
+) -> tuple[float, RecordingReporter]:
+    fake = FakeTime()
+    monkeypatch.setattr(
+        tap_module,
+        "RequestPacer",
+        lambda rpm: RequestPacer(rpm, clock=fake.clock, sleep=fake.sleep),
+    )
+    monkeypatch.setattr(
+        streams_module,
+        "ProgressReporter",
+        lambda *args, **kwargs: RecordingReporter(fake, *args, **kwargs),
+    )
+    started = fake.clock()
+    run_sync(config, streams=streams)
+    (reporter,) = fake.reporters
+    return started, reporter
+
+
+def _assert_etas_hold(started: float, reporter: RecordingReporter) -> list[str]:
+    assert reporter.finished_at is not None
+    checked = []
+    for at, line, eta in reporter.lines:
+        if at - started < SETTLING_SECONDS:
+            continue
+        really_left = reporter.finished_at - at
+        assert abs(eta - really_left) <= TOLERANCE * really_left, (
+            f"ETA {eta:.0f} s, really {really_left:.1f} s left: {line}"
+        )
+        checked.append(line)
+    return checked
+
+
+@pytest.mark.parametrize(
+    "streams",
+    [
+        ["conversations", "summaries", "recordings"],
+        ["conversations", "transcripts", "insights"],
+        ["recordings"],
+    ],
+    ids=["detail+summary+recording", "detail", "recording-only"],
+)
+def test_every_eta_after_the_first_minute_is_within_a_quarter(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, streams: list[str]
+) -> None:
+    config = tap_config(sandbox, max_requests_per_minute=PACE, max_parallel_requests=1)
+    started, reporter = _sync_on_fake_time(monkeypatch, config, streams)
+    checked = _assert_etas_hold(started, reporter)
+    assert len(checked) >= 2, reporter.lines
+
+
+def test_when_the_quota_ends_the_run_the_eta_says_so_and_holds(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quota = 50
+    sb = sandbox_factory(daily_quota=quota)
+    config = tap_config(
+        sb, max_requests_per_minute=PACE, max_parallel_requests=1, daily_conversation_quota=quota
+    )
+    started, reporter = _sync_on_fake_time(monkeypatch, config, ["conversations", "summaries"])
+    checked = _assert_etas_hold(started, reporter)
+    assert checked, reporter.lines
+    for _, line, _ in reporter.lines:
+        assert "when the daily quota stops the run: at most " in line, line
+        assert f"conversations left fit in today's quota ({quota}); the next run after the " in line
+
+
+def test_lines_come_by_the_clock_and_move_with_every_request(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in jumps of a chunk: consecutive ETAs 15 s apart fall by about 15 s."""
+    config = tap_config(sandbox, max_requests_per_minute=PACE, max_parallel_requests=1)
+    _, reporter = _sync_on_fake_time(monkeypatch, config, ["conversations", "summaries"])
+    times = [at for at, _, _ in reporter.lines]
+    etas = [eta for _, _, eta in reporter.lines]
+    assert len(times) >= 5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    interval = progress_module.PROGRESS_INTERVAL_SECONDS
+    assert all(interval - 1.5 <= gap <= interval + 1.5 for gap in gaps), gaps
+    drops = [earlier - later for earlier, later in itertools.pairwise(etas)]
+    assert all(10 <= drop <= 20 for drop in drops), etas
