@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tap_conversations.tap import TapConversations
 from tests.helpers import find_meltano, meltano_environ
 from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
 
@@ -175,11 +176,11 @@ def schema_rows(conn: psycopg.Connection[Any], schema: str) -> dict[str, set[str
             (schema,),
         ).fetchall()
     ]
+    offline = TapConversations(config={"api_token": "mt_x", "api_url": "https://x.example/api/v1"})
+    keys = {name: tuple(stream.primary_keys or ()) for name, stream in offline.streams.items()}
     rows: dict[str, set[str]] = {}
     for table in tables:
-        key = "id" if table not in {"transcripts", "summaries", "recordings"} else "conversation_id"
-        if table == "transcript_segments":
-            key = "conversation_id::text || '/' || segment_index::text"
+        key = " || '/' || ".join(f"{column}::text" for column in keys[table])
         found = conn.execute(
             f'SELECT ({key})::text FROM "{schema}"."{table}" WHERE _sdc_deleted_at IS NULL'  # noqa: S608 - names from the catalog
         ).fetchall()
