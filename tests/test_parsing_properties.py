@@ -8,6 +8,7 @@ KeyError, TypeError, AttributeError or ValueError from deep inside.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -492,6 +493,43 @@ def test_checkpoint_round_trips_through_state(emitted: list[tuple[str, str, bool
 
 
 STREAMS = frozenset({"conversations", "summaries"})
+
+
+@FEW
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([f"0b7c2a4e-1111-4a2b-9c3d-00000000000{i}" for i in range(6)]),
+            timestamps,
+            st.sampled_from([None, "processing", "summary_unavailable", "detail_unavailable"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_checkpoint_written_chunk_by_chunk_equals_one_written_afresh(
+    steps: list[tuple[str, str, str | None]],
+) -> None:
+    """`write_to` formats only what changed since its last call: the same state as anew."""
+    from tap_conversations.bookmarks import parse_timestamp  # noqa: PLC0415
+
+    checkpoint = ConversationCheckpoint()
+    state: dict[str, Any] = {}
+    for cid, date, reason in steps:
+        moment = parse_timestamp(date)
+        checkpoint.mark_emitted(
+            ListedConversation(date=moment, id=cid),
+            streams=STREAMS,
+            pending_reason=reason,
+            now=moment,
+        )
+        checkpoint.advance(moment, moment)
+        checkpoint.prune(dt.timedelta(hours=6), moment - dt.timedelta(days=30), moment)
+        checkpoint.write_to(state)
+        afresh: dict[str, Any] = {}
+        dataclasses.replace(checkpoint).write_to(afresh)  # a copy without what was written
+        assert json.dumps(state) == json.dumps(afresh)
+
 
 # --- settings --------------------------------------------------------------------------
 

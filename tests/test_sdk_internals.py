@@ -75,3 +75,20 @@ def test_no_other_module_names_a_private_sdk_member() -> None:
     assert private_sdk_names_used(PACKAGE / "sdk_internals.py") == {
         name for _, name in EXPECTED_PARAMETERS
     }
+
+
+def test_state_writes_only_when_the_state_changed_without_copying_it() -> None:
+    """The tap's replacement of `state_writer.write_state` keeps the SDK's condition."""
+    written: list[dict] = []
+    write = sdk_internals.StateOnChange(lambda message: written.append(message.to_dict()))
+    state = {"bookmarks": {"conversations": {"pending": {"a": {"date": "x"}}, "seen": {}}}}
+    write(state)
+    write(state)
+    assert len(written) == 1
+    state["bookmarks"]["conversations"]["pending"]["a"]["date"] = "y"  # changed in place
+    write(state)
+    assert len(written) == 2
+    assert written[-1]["value"]["bookmarks"]["conversations"]["pending"]["a"]["date"] == "y"
+    # The same content with its keys in another order is the same state.
+    write({"bookmarks": {"conversations": {"seen": {}, "pending": {"a": {"date": "y"}}}}})
+    assert len(written) == 2
