@@ -131,6 +131,18 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+def rate_limit_remaining(headers: Mapping[str, str]) -> int | None:
+    """`X-RateLimit-Remaining` as a count; None when absent or not a count."""
+    value = headers.get("X-RateLimit-Remaining")
+    if value is None:
+        return None
+    try:
+        remaining = int(value)
+    except ValueError:
+        return None
+    return remaining if remaining >= 0 else None
+
+
 @dataclass
 class ClientStats:
     """Counts kept by the client (thread-safe through its lock), for progress and tests."""
@@ -266,18 +278,23 @@ class ApiClient:
         ):
             # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
-        self.pacer.acquire()
+        ticket = self.pacer.acquire()
         with self._lock:
             self.stats.requests += 1
         deadline = time.monotonic() + self._deadline_seconds
+        remaining: int | None = None
         try:
-            response = self._session.get(
-                self.base_url + path,
-                params=params,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
+            try:
+                response = self._session.get(
+                    self.base_url + path,
+                    params=params,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                remaining = rate_limit_remaining(response.headers)
+            finally:
+                self.pacer.answered(ticket, remaining)
             body = self._read_body(response, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
             # The exception text can hold the URL; it never holds the Authorization header.
