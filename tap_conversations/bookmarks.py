@@ -114,9 +114,9 @@ def _prefix(conversation_id: str) -> str:
     return conversation_id.replace("-", "")[:SEEN_PREFIX_CHARS]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pending:
-    """A listed conversation whose records are not complete yet."""
+    """A listed conversation whose records are not complete yet (replaced, never changed)."""
 
     date: dt.datetime
     #: When it was last fetched.
@@ -205,6 +205,48 @@ class GivenUp:
     aged_out: bool
 
 
+class _WrittenParts:
+    """What `write_to` formatted before, so that a chunk formats only what it changed.
+
+    `seen` buckets are compared with a copy of their entries as last formatted (a dict
+    comparison, in C); pending entries by identity (`Pending` is frozen: a change is a
+    new entry). Not part of the checkpoint's value.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[dict[str, int], str]] = {}
+        self.pending: dict[str, tuple[Pending, dict[str, str]]] = {}
+
+    def seen_state(self, seen: dict[str, dict[str, int]]) -> dict[str, str]:
+        """`seen` as the state holds it: per hour bucket, its sorted `prefix.tag` entries."""
+        cache = self.seen
+        written = {}
+        for bucket in sorted(seen):
+            entries = seen[bucket]
+            known = cache.get(bucket)
+            if known is None or known[0] != entries:
+                text = " ".join(f"{prefix}.{tag:02x}" for prefix, tag in sorted(entries.items()))
+                known = cache[bucket] = (dict(entries), text)
+            written[bucket] = known[1]
+        if len(cache) > len(written):
+            self.seen = {bucket: cache[bucket] for bucket in written}
+        return written
+
+    def pending_state(self, pending: dict[str, Pending]) -> dict[str, dict[str, str]]:
+        """`pending` as the state holds it, by id."""
+        cache = self.pending
+        written = {}
+        for cid in sorted(pending):
+            entry = pending[cid]
+            known = cache.get(cid)
+            if known is None or known[0] is not entry:
+                known = cache[cid] = (entry, entry.to_state())
+            written[cid] = known[1]
+        if len(cache) > len(written):
+            self.pending = {cid: cache[cid] for cid in written}
+        return written
+
+
 @dataclass
 class ConversationCheckpoint:
     """The conversations stream's bookmark, read from and written to its stream state."""
@@ -222,6 +264,9 @@ class ConversationCheckpoint:
     coverage_recorded: bool = True
     #: Dates (as the API wrote them) whose tie groups could not be listed provably whole.
     unproven_ties: set[str] = field(default_factory=set)
+    _written: _WrittenParts = field(
+        default_factory=_WrittenParts, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_state(cls, stream_state: dict[str, Any]) -> ConversationCheckpoint:
@@ -269,7 +314,11 @@ class ConversationCheckpoint:
         return checkpoint
 
     def write_to(self, stream_state: dict[str, Any]) -> None:
-        """Store the checkpoint in the stream state dict, in place, in one update."""
+        """Store the checkpoint in the stream state dict, in place, in one update.
+
+        Called after every chunk: the `seen` buckets and pending entries the chunk did
+        not change are not formatted again.
+        """
         if self.high_water is None and self.account_id is None:
             return
         stream_state.update(
@@ -279,13 +328,8 @@ class ConversationCheckpoint:
                     None if self.high_water is None else format_timestamp(self.high_water)
                 ),
                 "account_id": self.account_id,
-                "seen": {
-                    bucket: " ".join(
-                        f"{prefix}.{tag:02x}" for prefix, tag in sorted(entries.items())
-                    )
-                    for bucket, entries in sorted(self.seen.items())
-                },
-                "pending": {cid: entry.to_state() for cid, entry in sorted(self.pending.items())},
+                "seen": self._written.seen_state(self.seen),
+                "pending": self._written.pending_state(self.pending),
                 "coverage": self.coverage.to_state(),
                 "missing_scopes": sorted(self.missing_scopes),
                 "rechecks": self.rechecks.to_state(),

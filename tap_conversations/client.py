@@ -211,6 +211,18 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+def rate_limit_remaining(headers: Mapping[str, str]) -> int | None:
+    """`X-RateLimit-Remaining` as a count; None when absent or not a count."""
+    value = headers.get("X-RateLimit-Remaining")
+    if value is None:
+        return None
+    try:
+        remaining = int(value)
+    except ValueError:
+        return None
+    return remaining if remaining >= 0 else None
+
+
 @dataclass
 class ClientStats:
     """Counts kept by the client (thread-safe through its lock), for progress and tests."""
@@ -364,7 +376,7 @@ class ApiClient:
         with self._lock:
             self._waiting[endpoint] += 1
         try:
-            self.pacer.acquire()
+            ticket = self.pacer.acquire()
         finally:
             with self._lock:
                 self._waiting[endpoint] -= 1
@@ -372,14 +384,19 @@ class ApiClient:
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1
         deadline = time.monotonic() + self._deadline_seconds
+        remaining: int | None = None
         try:
-            response = self._session.get(
-                self.base_url + path,
-                params=params,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
+            try:
+                response = self._session.get(
+                    self.base_url + path,
+                    params=params,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                remaining = rate_limit_remaining(response.headers)
+            finally:
+                self.pacer.answered(ticket, remaining)
             body = self._read_body(response, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
             # Named by its cause, never quoted: the exception text can hold the URL.

@@ -9,6 +9,30 @@ version 4.5 and eight threads, its blocking wait adds a fixed buffer to every sl
 and shifts the stored timestamps of waiting items, so at 3000 requests/minute it used
 91% of the budget with zero latency (83% at 6000) and let acquisitions bunch within
 one interval. An even slot schedule is a few lines, exact, and easy to test.
+
+Bursting within the window: where answers carry `X-RateLimit-Remaining` (optional in
+the contract), what the server says is left in its window is spent at once, up to
+`burst_in_flight` requests in flight, before the pace takes over. A sync of a few
+dozen requests then takes the time of its requests, not a minute of even spacing.
+Three rules keep it safe:
+
+* the credit is what the freshest answer says is left, minus every request of ours
+  still in flight (they may not have been counted yet), minus as many again as we may
+  have in flight (room for another process on the token bursting at the same moment),
+  and never more than `requests_per_minute` requests in all (the limit this process
+  was told may be its share of the token); an older answer arriving late changes
+  nothing;
+* every request sent in a burst takes a slot of the pace too, so that once the credit
+  is spent the pace resumes after the burst's share of the window, and the requests
+  of any window still number at most the limit;
+* it happens once, at the start: the first request that has to wait for its slot
+  ends it, and so does a 429 (several processes on one token may each believe the
+  window's remainder is theirs for a moment; the first 429 puts this one back on the
+  pace, and its Retry-After pause), and so does a first answer without the header.
+
+Before the first answer nothing is known: the first request goes alone, and the
+others wait for its answer (or their slot, whichever comes first); while bursting, a
+request that finds the in-flight bound reached waits for an answer the same way.
 """
 
 from __future__ import annotations
@@ -34,13 +58,17 @@ class PacerStats:
 
     requests: int = 0
     paused_seconds: float = 0.0
+    #: Requests sent from the window's remainder, ahead of the pace.
+    burst: int = 0
 
 
 class RequestPacer:
-    """Hands out evenly spaced request slots; honours server-side pauses.
+    """Hands out evenly spaced request slots; honours server-side pauses; bursts on credit.
 
     Args:
         requests_per_minute: The token's rate limit.
+        burst_in_flight: Requests in flight at most while bursting on the server's
+            `X-RateLimit-Remaining` (0: never burst, pace only).
         clock: Monotonic clock, replaceable in unit tests.
         sleep: Sleep function, replaceable in unit tests.
     """
@@ -49,6 +77,7 @@ class RequestPacer:
         self,
         requests_per_minute: int,
         *,
+        burst_in_flight: int = 0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -62,29 +91,89 @@ class RequestPacer:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        #: Signalled when an answer arrives (a waiter may burst now).
+        self._answered = threading.Condition(self._lock)
         self._next_slot = clock()
         self._resume_at = 0.0
         self._last_release = -self.interval
+        self._burst_in_flight = burst_in_flight
+        self._bursting = burst_in_flight > 0
+        #: Requests the server's last word leaves in its window, less ours in flight.
+        self._credit = 0
+        #: The ticket whose answer set the credit; older answers are stale.
+        self._credit_ticket = 0
+        self._tickets = 0
+        self._in_flight: set[int] = set()
         self.stats = PacerStats()
 
-    def acquire(self) -> None:
-        """Block until this caller may send one request."""
+    def acquire(self) -> int:
+        """Block until this caller may send one request; its ticket for `answered`."""
         with self._lock:
+            if self._may_burst():
+                return self._release(self._clock(), burst=True)
             slot = self._reserve()
+        answers_awaited = False
         while True:
             with self._lock:
                 now = self._clock()
+                if self._may_burst():
+                    return self._release(now, burst=True)  # its slot stays taken: no harm
                 if slot < self._resume_at:
                     slot = self._reserve()  # a pause came after our reservation: it voids it
                 # A thread that woke late must not leave less than an interval before
                 # the next one: releases, not just slots, stay an interval apart.
                 earliest = max(slot, self._last_release + self.interval)
                 if now >= earliest:
-                    self._last_release = now
-                    self.stats.requests += 1
-                    return
+                    return self._release(now, burst=False)
                 wait = earliest - now
+                if self._bursting and self._in_flight and not answers_awaited:
+                    # An answer may say there is room: wait for one, or for the slot.
+                    answers_awaited = not self._answered.wait(wait)
+                    continue
             self._sleep(wait)
+
+    def answered(self, ticket: int, remaining: int | None) -> None:
+        """The request `ticket` was answered (None: without X-RateLimit-Remaining)."""
+        with self._lock:
+            self._in_flight.discard(ticket)
+            if remaining is None and not self._credit_ticket:
+                self._bursting = False  # the server does not say: pace, as without bursts
+            if remaining is not None and ticket > self._credit_ticket:
+                self._credit_ticket = ticket
+                # Room is left for as many requests of another process in flight, and
+                # the burst stays within the limit we were told (a share of the token).
+                held_back = len(self._in_flight) + self._burst_in_flight
+                ours = self.requests_per_minute - self.stats.requests
+                self._credit = max(0, min(remaining - held_back, ours))
+            self._answered.notify_all()
+
+    def _may_burst(self) -> bool:
+        """Whether a request may go now on the server's credit (call with the lock held)."""
+        return (
+            self._bursting
+            and self._credit > 0
+            and len(self._in_flight) < self._burst_in_flight
+            and self._clock() >= self._resume_at
+        )
+
+    def _release(self, now: float, *, burst: bool) -> int:
+        """Let one request go now (call with the lock held)."""
+        self._tickets += 1
+        self._in_flight.add(self._tickets)
+        self._credit = max(0, self._credit - 1)
+        if burst:
+            # The burst borrows a slot of the pace: once the credit is spent, the pace
+            # resumes after the burst's share of the window.
+            self._next_slot = max(self._next_slot, now) + self.interval
+            self.stats.burst += 1
+        elif self._credit_ticket:
+            # The window's remainder is spent: the pace from here on. Bursting again on
+            # what a later window has left would take what other processes on the
+            # token, keeping to their pace, count on.
+            self._bursting = False
+        self._last_release = now
+        self.stats.requests += 1
+        return self._tickets
 
     def _reserve(self) -> float:
         """The next free slot (call with the lock held)."""
@@ -93,8 +182,13 @@ class RequestPacer:
         return slot
 
     def pause(self, seconds: float) -> None:
-        """Send nothing for `seconds` (the server's Retry-After), from any thread."""
+        """Send nothing for `seconds` (the server's Retry-After), from any thread.
+
+        A 429 ends bursting: from here on, this process keeps to the pace.
+        """
         with self._lock:
+            self._bursting = False
+            self._credit = 0
             resume_at = self._clock() + seconds
             if resume_at > self._resume_at:
                 self.stats.paused_seconds += resume_at - max(self._resume_at, self._clock())

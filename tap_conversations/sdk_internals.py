@@ -28,6 +28,14 @@ Also fenced here: the SDK's log lines the tap demotes to DEBUG (`SDK_NOISE`), ma
 by their format strings, which are the SDK's own, not an interface; the tests check
 each one is still in the SDK's source, so an upgrade that rewords one fails loudly.
 
+One public member is replaced on the tap's instance, here too: the tap's
+`state_writer.write_state`. The SDK's writes a STATE when the state differs from the
+last one written, and keeps a `copy.deepcopy` of the whole state to tell; the tap's
+state (the conversations checkpoint: `seen`, `pending`) is written after every chunk,
+and that copy, object by object, cost more than writing the line. The replacement
+keeps the last state as its JSON, keys sorted (msgspec, in C), and writes on the same
+condition.
+
 Nothing outside this module names a private SDK member.
 """
 
@@ -36,12 +44,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import enc_hook
+from singer_sdk.singerlib import StateMessage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from types import FrameType
 
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Message
 
 #: (class, member) pairs this module overrides or calls; checked by the tests.
 SDK_PRIVATE_MEMBERS: tuple[tuple[type, str], ...] = (
@@ -173,8 +186,33 @@ class ChunkedParentStream(SdkStream):
         self._sync_children(context)
 
 
+class StateOnChange:
+    """`StateWriter.write_state` without the deep copy: a STATE when the state changed.
+
+    The last state written is kept as its JSON with sorted keys, so "changed" means what
+    the SDK's dict comparison means, and nothing later done to the state's objects can
+    change the copy.
+    """
+
+    def __init__(self, write_message: Callable[[Message], None]) -> None:
+        self._write_message = write_message
+        self._encoder = msgspec.json.Encoder(enc_hook=enc_hook, order="sorted")
+        self._last: bytes | None = None
+
+    def __call__(self, state: Mapping[str, Any]) -> None:
+        """Write `state` as a STATE message unless it equals the last one written."""
+        encoded = self._encoder.encode(state)
+        if encoded != self._last:
+            self._write_message(StateMessage(value=state))
+            self._last = encoded
+
+
 class SdkTap(Tap):
     """A tap whose own setting checks run first and which handles its signals itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state_writer.write_state = StateOnChange(self.write_message)  # type: ignore[method-assign]
 
     def check_settings(self) -> None:
         """Check the settings with one-line errors; runs before the SDK's checks."""

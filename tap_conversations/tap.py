@@ -205,7 +205,10 @@ class TapConversations(SdkTap):
         return ApiClient(
             base_url=settings.api_url,
             token=settings.api_token,
-            pacer=RequestPacer(settings.max_requests_per_minute),
+            pacer=RequestPacer(
+                settings.max_requests_per_minute,
+                burst_in_flight=settings.max_parallel_requests,
+            ),
             timeout_seconds=settings.request_timeout_seconds,
             max_connections=settings.max_parallel_requests + 1,
             user_agent=f"tap-conversations/{_package_version()}",

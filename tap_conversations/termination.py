@@ -27,7 +27,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
+from singer_sdk.singerlib import StateMessage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,6 +128,16 @@ class LineSafeWriter(MsgSpecWriter):
     straight to the pipe, and a signal that interrupts it makes it return a short
     count: the rest of the line was silently dropped. Here the rest is written too.
     """
+
+    def serialize_message(self, message: Any) -> bytearray:  # noqa: ANN401  # the SDK's Message
+        """The message as one JSON line; a STATE without a deep copy of its state.
+
+        The SDK's `to_dict` of a STATE message is `dataclasses.asdict`, which copies the
+        whole state, object by object, for every message; the line is the same without.
+        """
+        if isinstance(message, StateMessage):
+            return serialize_jsonl({"type": message.type, "value": message.value})
+        return super().serialize_message(message)
 
     def write_message(self, message: Any) -> None:  # noqa: ANN401  # the SDK's Message
         """Write one message as one whole line; a signal meanwhile waits for it."""

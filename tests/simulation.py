@@ -503,6 +503,9 @@ class Replay:
         if state is not None:
             (workdir / "state.json").write_text(json.dumps(state))
             command += ["--state", "state.json"]
+        # A window with room for one request per pace slot: no X-RateLimit-Remaining to
+        # burst on, so the run keeps to its pace.
+        sb.set_rate_limit(1, window_seconds=0.05)
         with (workdir / "stderr.txt").open("wb") as stderr:
             process = subprocess.Popen(  # noqa: S603 - our own executable
                 command, cwd=workdir, stdout=subprocess.PIPE, stderr=stderr, env=cli_env()
@@ -518,6 +521,7 @@ class Replay:
                     lines += [raw.decode("utf-8", errors="replace") for raw in process.stdout]
                     break
             returncode = process.wait(timeout=120)
+        sb.set_rate_limit(1_000_000)
         messages = []
         for line in lines:
             with contextlib.suppress(ValueError):  # a line a SIGKILL cut in half

@@ -177,7 +177,10 @@ SCENARIOS = _scenarios()
 def paced_sandbox() -> Iterator[Sandbox]:
     from tests.sandbox import Sandbox  # noqa: PLC0415
 
-    with Sandbox(seed=5, conversations=CONVERSATIONS, rate_limit=100_000) as sb:
+    # One request per pace slot: the window never has room for a burst, the tap paces.
+    with Sandbox(
+        seed=5, conversations=CONVERSATIONS, rate_limit=1, rate_window_seconds=60 / PACE
+    ) as sb:
         yield sb
 
 

@@ -120,6 +120,117 @@ def test_a_pause_arriving_while_a_caller_sleeps_voids_its_slot() -> None:
     assert clock.now == pytest.approx(pacer.interval + 1.0)
 
 
+class WindowServer:
+    """A sliding-window limit on the fake clock: answers X-RateLimit-Remaining, or 429."""
+
+    def __init__(self, clock: FakeClock, limit: int, window: float = 60.0) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.hits: list[float] = []
+        self.limited = 0
+
+    def answer(self) -> int | None:
+        """The remaining count after this request; None for a 429."""
+        now = self.clock.now
+        self.hits = [hit for hit in self.hits if hit > now - self.window]
+        if len(self.hits) >= self.limit:
+            self.limited += 1
+            return None
+        self.hits.append(now)
+        return self.limit - len(self.hits)
+
+
+def bursting(limit: int, in_flight: int = 4) -> tuple[RequestPacer, FakeClock]:
+    clock = FakeClock()
+    pacer = RequestPacer(limit, burst_in_flight=in_flight, clock=clock, sleep=clock.sleep)
+    return pacer, clock
+
+
+def test_without_the_header_a_bursting_pacer_paces_as_before() -> None:
+    pacer, clock = bursting(600)
+    for _ in range(5):
+        pacer.answered(pacer.acquire(), None)
+    assert clock.now == pytest.approx(4 * pacer.interval)
+    assert pacer.stats.burst == 0
+
+
+def test_what_the_window_has_left_is_spent_at_once_then_the_pace_resumes() -> None:
+    """33 requests at 60/min (a sync of 10 conversations): seconds, not half a minute."""
+    pacer, clock = bursting(60, in_flight=4)
+    server = WindowServer(clock, limit=60)
+    for _ in range(33):
+        pacer.answered(pacer.acquire(), server.answer())
+    assert clock.now == 0.0, "the first request alone, then the remainder at once"
+    assert pacer.stats.burst == 32
+    # The window's 60, less room for another process's 4 in flight, then the pace: the
+    # burst took its slots of it, so the next request waits for the 57th slot.
+    for _ in range(56 - 33):
+        pacer.answered(pacer.acquire(), server.answer())
+    assert clock.now == 0.0
+    pacer.answered(pacer.acquire(), server.answer())
+    assert clock.now == pytest.approx(56 * pacer.interval)
+    for _ in range(10):
+        pacer.answered(pacer.acquire(), server.answer())
+    assert clock.now == pytest.approx(66 * pacer.interval), "paced: the burst was once"
+    assert server.limited == 0
+
+
+def test_bursts_never_put_more_than_the_limit_into_any_window() -> None:
+    for limit in (20, 60, 600):
+        pacer, clock = bursting(limit)
+        server = WindowServer(clock, limit=limit)
+        times = []
+        for _ in range(4 * limit):
+            ticket = pacer.acquire()
+            times.append(clock.now)
+            remaining = server.answer()
+            pacer.answered(ticket, remaining)
+            assert remaining is not None, f"429 at {limit}/min"
+        spans = [later - earlier for earlier, later in zip(times, times[limit:], strict=False)]
+        assert min(spans) >= 60.0, limit
+
+
+def test_a_burst_keeps_at_most_burst_in_flight_requests_out() -> None:
+    pacer, clock = bursting(6000, in_flight=3)
+    pacer.answered(pacer.acquire(), 99)
+    out = [pacer.acquire() for _ in range(3)]  # no answers yet: in flight
+    assert clock.now == 0.0
+    pacer.acquire()  # a fourth: no answer comes, so it waits for its slot of the pace
+    assert clock.now == pytest.approx(4 * pacer.interval)
+    assert pacer.stats.burst == 3
+    assert len(out) == 3
+
+
+def test_the_credit_counts_our_requests_in_flight_and_ignores_stale_answers() -> None:
+    pacer, clock = bursting(6000, in_flight=4)
+    pacer.answered(pacer.acquire(), 99)
+    first, second, third = pacer.acquire(), pacer.acquire(), pacer.acquire()
+    # The freshest word: 8 left; 2 of ours still out, and room kept for 4 of another
+    # process: 2 more now.
+    pacer.answered(third, 8)
+    pacer.answered(first, 50)  # older than the third: changes nothing
+    assert clock.now == 0.0
+    pacer.acquire()
+    pacer.acquire()
+    assert clock.now == 0.0
+    pacer.answered(second, 40)  # stale too
+    pacer.acquire()
+    assert clock.now > 0.0, "no credit left: the pace"
+    assert pacer.stats.burst == 5
+
+
+def test_a_429_ends_bursting_for_the_run() -> None:
+    pacer, clock = bursting(60)
+    pacer.answered(pacer.acquire(), 0)
+    pacer.pause(1.0)  # the client's reaction to a 429 with Retry-After: 1
+    pacer.answered(pacer.acquire(), 59)  # the server says there is room again
+    assert clock.now == pytest.approx(pacer.interval)  # the pause (1 s) or the next slot
+    pacer.acquire()
+    assert clock.now == pytest.approx(2 * pacer.interval), "paced, not burst"
+    assert pacer.stats.burst == 0
+
+
 def test_pacer_refuses_a_zero_limit() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RequestPacer(0)

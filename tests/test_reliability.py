@@ -79,11 +79,11 @@ def test_401_mid_sync_is_not_retried(sandbox: Sandbox) -> None:
     acquire = tap.api.pacer.acquire
     calls: list[int] = []
 
-    def revoke_after_listing() -> None:
+    def revoke_after_listing() -> int:
         calls.append(1)
         if len(calls) == 10:  # past the listing, among the details
             sandbox.revoke_token(token)
-        acquire()
+        return acquire()
 
     tap.api.pacer.acquire = revoke_after_listing  # type: ignore[method-assign]
     try:

@@ -99,3 +99,20 @@ def test_each_demoted_sdk_line_is_still_logged_by_the_sdk(message: str, where: s
         f"singer-sdk no longer logs {message!r} in {where}; update SDK_NOISE in "
         "tap_conversations/sdk_internals.py"
     )
+
+
+def test_state_writes_only_when_the_state_changed_without_copying_it() -> None:
+    """The tap's replacement of `state_writer.write_state` keeps the SDK's condition."""
+    written: list[dict] = []
+    write = sdk_internals.StateOnChange(lambda message: written.append(message.to_dict()))
+    state = {"bookmarks": {"conversations": {"pending": {"a": {"date": "x"}}, "seen": {}}}}
+    write(state)
+    write(state)
+    assert len(written) == 1
+    state["bookmarks"]["conversations"]["pending"]["a"]["date"] = "y"  # changed in place
+    write(state)
+    assert len(written) == 2
+    assert written[-1]["value"]["bookmarks"]["conversations"]["pending"]["a"]["date"] == "y"
+    # The same content with its keys in another order is the same state.
+    write({"bookmarks": {"conversations": {"seen": {}, "pending": {"a": {"date": "y"}}}}})
+    assert len(written) == 2

@@ -157,6 +157,7 @@ def test_a_signal_during_a_large_record_never_cuts_a_line(
 def test_a_signal_with_fetches_queued_at_the_pace_ends_at_once(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    sandbox.set_rate_limit(1, window_seconds=1.0)  # no room to burst on: the pace
     config = tap_config(sandbox, max_requests_per_minute=60, max_parallel_requests=32)
     run = Run(tmp_path, config, ["conversations"])
     run.read_until(lambda out: b'"type":"RECORD"' in out)
@@ -204,6 +205,7 @@ def test_the_final_state_resumes_to_exactly_the_sandboxs_conversations(
 
 
 def test_a_request_on_the_wire_does_not_hold_the_exit(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.set_rate_limit(1, window_seconds=1.0)  # no room to burst on: the pace
     config = tap_config(
         sandbox, max_requests_per_minute=60, max_parallel_requests=32, request_timeout_seconds=600
     )
