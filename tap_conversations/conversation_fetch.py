@@ -90,8 +90,6 @@ class ConversationBundle:
 class FetchedChunk:
     """The bundles of one chunk, in order, and whether the daily quota stopped it."""
 
-    #: The conversations asked for, in order.
-    conversations: list[ListedConversation]
     bundles: list[ConversationBundle]
     quota_error: QuotaExceededError | None = None
     #: How many of the asked conversations, from the start, were fetched completely.
@@ -143,15 +141,15 @@ class ConversationFetcher:
             conversations[i : i + chunk_size] for i in range(0, len(conversations), chunk_size)
         ]
         upcoming = self.submit(chunks[0]) if chunks else None
-        for index, chunk in enumerate(chunks):
+        for index in range(len(chunks)):
             current, upcoming = upcoming, None
             assert current is not None  # noqa: S101  # submitted one step earlier
             if index + 1 < len(chunks) and not current.stopped:
                 upcoming = self.submit(chunks[index + 1])
-            result = self.collect(current, chunk)
+            result = self.collect(current)
             if result.quota_error is not None:
                 if upcoming is not None:
-                    result.bundles += self.collect(upcoming, chunks[index + 1]).bundles
+                    result.bundles += self.collect(upcoming).bundles
                 yield result
                 return
             yield result
@@ -179,9 +177,9 @@ class ConversationFetcher:
         futures.extend(self._pool.submit(self._fetch_one, item) for item in listed[start:])
         return PendingChunk(futures)
 
-    def collect(self, chunk: PendingChunk, conversations: list[ListedConversation]) -> FetchedChunk:
+    def collect(self, chunk: PendingChunk) -> FetchedChunk:
         """Wait for a submitted chunk; its bundles in order, or its first failure."""
-        result = FetchedChunk(conversations=conversations, bundles=[])
+        result = FetchedChunk(bundles=[])
         failure: BaseException | None = None
         for future in chunk.futures:
             if future.cancelled():

@@ -311,14 +311,12 @@ class Replay:
 
     history: History
     clock: SimClock = field(default_factory=lambda: SimClock(START))
-    workdir: Path | None = None
     warehouse: Warehouse = field(default_factory=Warehouse)
     state: dict[str, Any] | None = None
     #: Conversation ids by key (None: never added because its event was shrunk away).
     ids: dict[int, str] = field(default_factory=dict)
     named: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
-    rechecks_per_day: dict[str, int] = field(default_factory=dict)
     #: Runs that were stopped (cut or signalled) before they ended.
     stops: int = 0
     #: The state the run being checked started from.

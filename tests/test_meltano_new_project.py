@@ -23,7 +23,6 @@ the sandbox lists for the medium `call`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import psycopg
 import pytest
 import yaml
 
-from tests.helpers import find_meltano
+from tests.helpers import find_meltano, meltano_environ
 from tests.postgres import PostgresServer, unavailable
 
 if TYPE_CHECKING:
@@ -90,12 +89,6 @@ class NewProject:
         return plugin
 
 
-def _clean_environ() -> dict[str, str]:
-    """This environment less anything that would steer meltano or the plugins."""
-    prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
     """`meltano init`, then the tap and the loader added from definition files alone."""
@@ -105,7 +98,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
             "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
         )
     base = tmp_path_factory.mktemp("new-meltano-project")
-    env = {**_clean_environ(), "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"}
+    env = {**meltano_environ(), "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"}
     subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
         [str(exe), "init", "project", "--no-usage-stats"],
         cwd=base,
