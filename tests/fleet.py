@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from tap_conversations.tap import TapConversations
-from tests.helpers import find_meltano, meltano_environ
+from tests.helpers import meltano_environ, required_meltano
 from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
 
 if TYPE_CHECKING:
@@ -141,11 +141,7 @@ def fresh_clone(destination: Path) -> Path:
 @pytest.fixture(scope="module", name="fleet")
 def fleet_fixture() -> Iterator[Fleet]:
     """Meltano with the plugins installed, a PostgreSQL with the system DB created."""
-    exe = find_meltano()
-    if exe is None:
-        unavailable(
-            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
-        )
+    exe = required_meltano()
     try:
         server = PostgresServer().start()
     except PostgresUnavailableError as error:

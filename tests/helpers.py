@@ -57,6 +57,18 @@ def find_meltano() -> Path | None:
     return Path(found) if found else None
 
 
+def required_meltano() -> Path:
+    """The meltano executable; fails under CI=true, skips elsewhere, when there is none."""
+    from tests.postgres import unavailable  # noqa: PLC0415 - postgres.py registers fixtures
+
+    exe = find_meltano()
+    if exe is None:
+        unavailable(
+            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
+        )
+    return exe
+
+
 def meltano_environ() -> dict[str, str]:
     """This process's environment without settings that would steer meltano elsewhere."""
     prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_", "DBT_")

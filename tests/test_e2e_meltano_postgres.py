@@ -42,7 +42,7 @@ import pytest
 import yaml
 
 import tests.postgres
-from tests.helpers import find_meltano, meltano_environ
+from tests.helpers import meltano_environ, required_meltano
 from tests.postgres import (
     PostgresServer,
     PostgresUnavailableError,
@@ -138,11 +138,7 @@ class Meltano:
 @pytest.fixture(scope="module")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     """Meltano with the tap and target-postgres installed (once for this module)."""
-    exe = find_meltano()
-    if exe is None:
-        unavailable(
-            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
-        )
+    exe = required_meltano()
     system_dir = tmp_path_factory.mktemp("meltano-system")
     env = {
         **meltano_environ(),

@@ -33,10 +33,10 @@ import psycopg
 import pytest
 import yaml
 
-from tests.helpers import find_meltano, meltano_environ
-from tests.postgres import PostgresServer, unavailable
+from tests.helpers import meltano_environ, required_meltano
 
 if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
     from tests.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,11 +92,7 @@ class NewProject:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
     """`meltano init`, then the tap and the loader added from definition files alone."""
-    exe = find_meltano()
-    if exe is None:
-        unavailable(
-            "meltano not found: run scripts/setup.sh (puts it in .venv/meltano) or set MELTANO_BIN"
-        )
+    exe = required_meltano()
     base = tmp_path_factory.mktemp("new-meltano-project")
     env = {**meltano_environ(), "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "NO_COLOR": "1"}
     subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
