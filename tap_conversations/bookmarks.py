@@ -21,7 +21,9 @@ insights later. So besides the high-water mark the state keeps:
   coverage claims them, and `seen` keeps their hour while they stay;
 * `account_id`: the account the state belongs to;
 * `coverage`: which conversations, streams and filters the state stands for (see
-  `coverage.py`), so that a widened filter or a newly selected stream is backfilled.
+  `coverage.py`), so that a widened filter or a newly selected stream is backfilled;
+* `removals`: the ids loaded inside the API's 30 days, by day, and when the window was
+  last listed again to find the ones removed since (see `removals.py`).
 
 The state's size depends on the window, the account's daily volume and the number of
 conversations still processing, never on the number of syncs.
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_conversations.coverage import Coverage
 from tap_conversations.errors import StateError
+from tap_conversations.removals import LoadedIds
 from tap_conversations.timestamps import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
@@ -264,6 +267,8 @@ class ConversationCheckpoint:
     coverage_recorded: bool = True
     #: Dates (as the API wrote them) whose tie groups could not be listed provably whole.
     unproven_ties: set[str] = field(default_factory=set)
+    #: The ids loaded inside the 30 days, for finding removals (empty when not wanted).
+    loaded: LoadedIds = field(default_factory=LoadedIds)
     _written: _WrittenParts = field(
         default_factory=_WrittenParts, init=False, repr=False, compare=False
     )
@@ -304,6 +309,7 @@ class ConversationCheckpoint:
                     format_timestamp(parse_timestamp(date))
                     for date in stream_state.get("unproven_ties") or ()
                 },
+                loaded=LoadedIds.from_state(stream_state.get("removals")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             msg = (
@@ -336,6 +342,10 @@ class ConversationCheckpoint:
                 "unproven_ties": sorted(self.unproven_ties),
             }
         )
+        if self.loaded.watching:
+            stream_state["removals"] = self.loaded.to_state()
+        else:
+            stream_state.pop("removals", None)
 
     def is_new_to(self, conversation: ListedConversation, *, streams: frozenset[str]) -> bool:
         """Whether a listed conversation's records of `streams` were never emitted.
@@ -386,6 +396,7 @@ class ConversationCheckpoint:
         cid, date = conversation.id, conversation.date
         if pending_reason != DETAIL_UNAVAILABLE:  # else nothing was emitted
             self.seen.setdefault(_hour_bucket(date), {})[_prefix(cid)] = streams_tag(streams)
+            self.loaded.add(cid, date)
             self.coverage.withdraw(conversation, streams)
         if pending_reason is None:
             self.pending.pop(cid, None)
@@ -451,6 +462,7 @@ class ConversationCheckpoint:
         for entry in given_up:
             del self.pending[entry.conversation_id]
         self.coverage.prune(history_floor)
+        self.loaded.prune(history_floor)
         floor = format_timestamp(history_floor)
         self.unproven_ties = {d for d in self.unproven_ties if d >= floor}
         return given_up
