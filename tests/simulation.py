@@ -24,6 +24,7 @@ What the generator covers and what it does not is listed in docs/ARCHITECTURE.md
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import io
@@ -35,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +57,10 @@ if TYPE_CHECKING:
 #: Conversation streams a run may select (transcript_segments only repeats transcripts).
 PART_STREAMS = ("transcripts", "insights", "summaries", "recordings")
 #: Streams every run selects beside its part streams.
-ALWAYS = ("conversations", "sync_ledger")
+ALWAYS = ("conversations", "removed_conversations", "sync_ledger")
+#: How often the runs of a history sweep for removals, by seed (the rng's draws stay as
+#: they were, so a seed's history does not change with this setting).
+SWEEP_HOURS = (1, 24, 168)
 MEDIUMS = ("call", "video", "email", "chat", "live")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -151,11 +156,15 @@ class History:
     #: The runs are real processes on the real clock, stopped by real signals.
     real_signals: bool = False
 
+    @property
+    def removal_sweep_hours(self) -> int:
+        return SWEEP_HOURS[self.seed % len(SWEEP_HOURS)]
+
     def render(self) -> str:
         lines = [
             (
                 f"seed {self.seed}: late_data_window_hours={self.late_data_window_hours}, "
-                f"daily quota {self.daily_quota}"
+                f"daily quota {self.daily_quota}, removal_sweep_hours={self.removal_sweep_hours}"
             )
         ]
         elapsed = dt.timedelta()
@@ -441,6 +450,7 @@ class Replay:
             "max_requests_per_minute": 100_000,
             "late_data_window_hours": self.history.late_data_window_hours,
             "daily_conversation_quota": self.history.daily_quota,
+            "removal_sweep_hours": self.history.removal_sweep_hours,
         }
         if run.mediums:
             config["mediums"] = list(run.mediums)
@@ -547,9 +557,48 @@ class Replay:
         self._check_recheck_rules(number, result, pending_before)
         if result.error is not None and "StateError" in result.error:
             self.violations.append(f"run {number}: refused its own state: {result.error}")
+        self._check_removals_found(sb, number, confirmed)
         if not result.complete:
             return
         self._check_rows(sb, number, run, result)
+        self._check_none_removed_still_loaded(sb, number)
+
+    def _check_removals_found(
+        self, sb: Sandbox, number: int, confirmed: list[dict[str, Any]]
+    ) -> None:
+        """A removal names a conversation the server removed, loaded, and not aged out."""
+        floor = self.clock.now - dt.timedelta(days=HISTORY_DAYS)
+        removed = set(sb.removed_ids())
+        for message in confirmed:
+            if message["type"] != "RECORD" or message["stream"] != "removed_conversations":
+                continue
+            cid = message["record"]["conversation_id"]
+            if cid not in removed:
+                self.violations.append(f"run {number}: {cid} called removed, but it exists")
+            elif _parse(sb.conversation_detail(cid)["date"]) < floor:
+                self.violations.append(f"run {number}: {cid} aged out, but was called removed")
+            elif cid not in self.warehouse.ids("conversations"):
+                self.violations.append(f"run {number}: {cid} called removed, never loaded")
+
+    def _check_none_removed_still_loaded(self, sb: Sandbox, number: int) -> None:
+        """After a whole sweep, the state keeps no removed id on a day the sweep compared."""
+        state = _conversations_state(self.state)
+        removals = state.get("removals") or {}
+        if removals.get("swept_at") is None or _parse(removals["swept_at"]) != self.clock.now:
+            return
+        edge = self.clock.now - dt.timedelta(days=HISTORY_DAYS - 1)
+        first_day = edge.date() + dt.timedelta(days=edge.time() != dt.time(0))
+        unproven = {date[:10] for date in state.get("unproven_ties") or ()}
+        removed = {cid.replace("-", "") for cid in sb.removed_ids()}
+        for day, packed in (removals.get("loaded") or {}).items():
+            if dt.date.fromisoformat(day) < first_day or day in unproven:
+                continue
+            for token in packed.split():
+                cid = uuid.UUID(bytes=base64.urlsafe_b64decode(token + "==")).hex
+                if cid in removed:
+                    self.violations.append(
+                        f"run {number}: a whole sweep kept removed {cid} as loaded"
+                    )
 
     def _check_recheck_rules(
         self, number: int, result: RunResult, pending_before: set[str]
@@ -639,6 +688,7 @@ class Replay:
                 self.violations.append(
                     f"run {number}: the ledger lists {listed} on {day}, the server {count}"
                 )
+        self._check_ledger_removals(number, result, rows)
         for day, count in pending_by_day.items():
             row = rows.get(day) or {}
             in_ledger = sum(v for k, v in row.items() if k.startswith("pending_"))
@@ -646,6 +696,23 @@ class Replay:
                 self.violations.append(
                     f"run {number}: the ledger has {in_ledger} pending on {day}, the state {count}"
                 )
+
+    def _check_ledger_removals(
+        self, number: int, result: RunResult, rows: dict[str, dict[str, Any]]
+    ) -> None:
+        """The ledger counts, per day and in all, the removals the run emitted."""
+        removals: dict[str, int] = {}
+        for message in result.messages:
+            if message["type"] == "RECORD" and message["stream"] == "removed_conversations":
+                day = message["record"]["conversation_day"]
+                removals[day] = removals.get(day, 0) + 1
+        counted = {
+            key: row["removed"] for key, row in rows.items() if key != "run" and row["removed"]
+        }
+        if counted != removals or rows["run"]["removed"] != sum(removals.values()):
+            self.violations.append(
+                f"run {number}: the ledger counts removals {counted}, the run emitted {removals}"
+            )
 
     def _row_problems(  # noqa: C901 - one block per stream
         self, sb: Sandbox, cid: str, streams: tuple[str, ...]
