@@ -348,6 +348,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 # Read per chunk: the first fetch settles which scopes the token has.
                 synced = self._synced(planner)
                 for bundle in chunk.bundles:
+                    if bundle.conversation_id in plan.reread_ids:
+                        # Complete already: a re-read changes what was loaded, not the state.
+                        reread = asked[bundle.conversation_id]
+                        checkpoint.rereads.add(now)
+                        checkpoint.rereads.after = f"{reread.date.date()} {reread.id}"
+                        continue
                     checkpoint.mark_emitted(
                         asked[bundle.conversation_id],
                         streams=synced,
@@ -383,11 +389,13 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         """This run's re-list of the window to find removals; None when none is due.
 
         The checkpoint records the ids this run loads only while `removed_conversations`
-        is selected; otherwise it keeps none.
+        is selected, or summaries are re-read (`summary_reread_days`); otherwise none.
         """
         tap = self.conversations_tap
         loaded = planner.checkpoint.loaded
-        if not tap.streams[RemovedConversationsStream.name].selected:
+        removals = tap.streams[RemovedConversationsStream.name].selected
+        rereads = bool(tap.settings.summary_reread_days) and "summaries" in planner.streams
+        if not removals and not rereads:
             loaded.stop()
             return None
         if not loaded.follow(planner.filters.to_state(), planner.now):
@@ -398,7 +406,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         sweep = RemovalSweep(
             loaded, tap.settings.removal_sweep_interval, tap.history_floor, planner.now
         )
-        if not sweep.due:
+        if not removals or not sweep.due:
             return None
         LOGGER.info(
             "conversations: listing the 30 days again from %s to find conversations removed "
