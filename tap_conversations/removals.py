@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,18 +49,24 @@ def _day(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).date().isoformat()
 
 
-def pack_id(conversation_id: str) -> str:
+#: Ids the state may keep as they are: they go back into a request path, so a state
+#: handed over must not be able to make one that reaches another endpoint.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def pack_id(conversation_id: str) -> str | None:
     """A compact form of an id for the state: a canonical uuid in 22 characters.
 
-    Anything else is kept as it is, after a `=` (which base64url never writes).
+    Another id of plain characters is kept as it is, after a `=` (which base64url never
+    writes); None for one that is neither (the API promises uuids).
     """
     try:
         parsed = uuid.UUID(conversation_id)
     except ValueError:
-        return "=" + conversation_id
-    if str(parsed) != conversation_id:
-        return "=" + conversation_id
-    return base64.urlsafe_b64encode(parsed.bytes).decode("ascii").rstrip("=")
+        parsed = None
+    if parsed is not None and str(parsed) == conversation_id:
+        return base64.urlsafe_b64encode(parsed.bytes).decode("ascii").rstrip("=")
+    return "=" + conversation_id if _PLAIN_ID.fullmatch(conversation_id) else None
 
 
 def unpack_id(packed: str) -> str:
@@ -69,6 +76,9 @@ def unpack_id(packed: str) -> str:
         ValueError: The text is not what `pack_id` writes.
     """
     if packed.startswith("="):
+        if not _PLAIN_ID.fullmatch(packed[1:]):
+            msg = "a loaded id has characters no id has"
+            raise ValueError(msg)
         return packed[1:]
     try:
         raw = base64.b64decode(packed + "==", altchars=b"-_", validate=True)
@@ -152,7 +162,8 @@ class LoadedIds:
         """As JSON; a day's ids are packed again only when they changed."""
         for day in self._changed:
             if day in self.days:
-                self._written[day] = " ".join(sorted(map(pack_id, self.days[day])))
+                packed = (pack_id(cid) for cid in self.days[day])
+                self._written[day] = " ".join(sorted(p for p in packed if p is not None))
         self._changed.clear()
         self._written = {day: self._written[day] for day in sorted(self.days)}
         return {

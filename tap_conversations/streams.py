@@ -465,7 +465,6 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 )
             else:
                 checkpoint.loaded.swept_at = planner.now
-        self._save(planner)
 
     def _detail_answers(self, conversation_id: str) -> bool:
         """Whether the conversation's detail answers (False: 404)."""

@@ -61,6 +61,8 @@ ALWAYS = ("conversations", "removed_conversations", "sync_ledger")
 #: How often the runs of a history sweep for removals, by seed (the rng's draws stay as
 #: they were, so a seed's history does not change with this setting).
 SWEEP_HOURS = (1, 24, 168)
+#: Summary re-reads of the last days, by seed (0: off), the same way.
+REREAD_DAYS = (0, 2, 0, 7)
 MEDIUMS = ("call", "video", "email", "chat", "live")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -160,11 +162,16 @@ class History:
     def removal_sweep_hours(self) -> int:
         return SWEEP_HOURS[self.seed % len(SWEEP_HOURS)]
 
+    @property
+    def summary_reread_days(self) -> int:
+        return REREAD_DAYS[self.seed % len(REREAD_DAYS)]
+
     def render(self) -> str:
         lines = [
             (
                 f"seed {self.seed}: late_data_window_hours={self.late_data_window_hours}, "
-                f"daily quota {self.daily_quota}, removal_sweep_hours={self.removal_sweep_hours}"
+                f"daily quota {self.daily_quota}, removal_sweep_hours={self.removal_sweep_hours}, "
+                f"summary_reread_days={self.summary_reread_days}"
             )
         ]
         elapsed = dt.timedelta()
@@ -451,6 +458,7 @@ class Replay:
             "late_data_window_hours": self.history.late_data_window_hours,
             "daily_conversation_quota": self.history.daily_quota,
             "removal_sweep_hours": self.history.removal_sweep_hours,
+            "summary_reread_days": self.history.summary_reread_days,
         }
         if run.mediums:
             config["mediums"] = list(run.mediums)
@@ -546,6 +554,7 @@ class Replay:
         before = self.state
         self.state_before = before
         pending_before = set(_pending(before))
+        loaded_before = self.warehouse.ids("conversations")
         # A target commits at a STATE: what follows the last one is not confirmed.
         confirmed = _until_last_state(result.messages)
         self.warehouse.load_messages(confirmed)
@@ -554,7 +563,7 @@ class Replay:
         for line in result.warnings:
             if "no longer fetched again" in line or "answered another conversation" in line:
                 self.named.update(_UUID.findall(line))
-        self._check_recheck_rules(number, result, pending_before)
+        self._check_recheck_rules(number, result, pending_before, loaded_before)
         if result.error is not None and "StateError" in result.error:
             self.violations.append(f"run {number}: refused its own state: {result.error}")
         self._check_removals_found(sb, number, confirmed)
@@ -601,25 +610,33 @@ class Replay:
                     )
 
     def _check_recheck_rules(
-        self, number: int, result: RunResult, pending_before: set[str]
+        self, number: int, result: RunResult, pending_before: set[str], loaded_before: set[str]
     ) -> None:
+        """Re-checks come after every new conversation; re-checks and re-reads keep budget.
+
+        Conversations loaded before are left out of the order: fetched again, they are a
+        backfill (by date, among the new) or a re-read (last), which a cut output cannot
+        tell apart; tests/test_summary_rereads.py pins the re-reads' place.
+        """
         order = [
             m["record"]["id"]
             for m in result.messages
             if m["type"] == "RECORD" and m["stream"] == "conversations"
         ]
-        new_positions = [i for i, cid in enumerate(order) if cid not in pending_before]
+        new_positions = [
+            i for i, cid in enumerate(order) if cid not in pending_before | loaded_before
+        ]
         recheck_positions = [i for i, cid in enumerate(order) if cid in pending_before]
         if new_positions and recheck_positions and min(recheck_positions) < max(new_positions):
             self.violations.append(f"run {number}: a re-check was fetched before a new one")
-        spent = (result.state or {}).get("bookmarks", {}).get("conversations", {})
-        spent = spent.get("rechecks") or {}
+        state = (result.state or {}).get("bookmarks", {}).get("conversations", {})
         day = self.clock.now.date().isoformat()
-        if spent.get("day") == day:
-            budget = recheck_budget(self.history.daily_quota)
-            if spent.get("spent", 0) > budget:
+        budget = recheck_budget(self.history.daily_quota)
+        for key in ("rechecks", "summary_rereads"):
+            spent = state.get(key) or {}
+            if spent.get("day") == day and spent.get("spent", 0) > budget:
                 self.violations.append(
-                    f"run {number}: {spent['spent']} re-checks on {day}, budget {budget}"
+                    f"run {number}: {spent['spent']} {key} on {day}, budget {budget}"
                 )
 
     def _check_rows(self, sb: Sandbox, number: int, run: RunSpec, result: RunResult) -> None:

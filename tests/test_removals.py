@@ -214,10 +214,18 @@ def test_the_state_stays_bounded_by_the_window(account: Account) -> None:
 
 def test_a_packed_id_reads_back() -> None:
     canonical = "0b0e2a56-4d6f-4f1f-9d2c-3b7e8f9a1c2d"
-    assert len(pack_id(canonical)) == 22
-    assert unpack_id(pack_id(canonical)) == canonical
-    for odd in ("0B0E2A56-4D6F-4F1F-9D2C-3B7E8F9A1C2D", "conv_123", ""):
-        assert unpack_id(pack_id(odd)) == odd
+    packed = pack_id(canonical)
+    assert packed is not None
+    assert len(packed) == 22
+    assert unpack_id(packed) == canonical
+    for odd in ("0B0E2A56-4D6F-4F1F-9D2C-3B7E8F9A1C2D", "conv_123"):
+        assert pack_id(odd) == f"={odd}"
+        assert unpack_id(f"={odd}") == odd
+    # An id that would change a request's path is never kept, nor read from a state.
+    for unsafe in ("../me", "a/b", "a?b", ""):
+        assert pack_id(unsafe) is None
+        with pytest.raises(ValueError, match="characters no id has"):
+            unpack_id(f"={unsafe}")
 
 
 def test_a_damaged_removals_state_is_one_clear_error() -> None:
