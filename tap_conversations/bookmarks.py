@@ -16,12 +16,16 @@ insights later. So besides the high-water mark the state keeps:
   after their date, or leave the API's 30 days of history (each given up by name);
 * `rechecks`: how many re-checks today's UTC day has spent (they get a share of the
   daily quota, see `planner.py`);
+* `summary_rereads`: with `summary_reread_days`, how many summaries today's UTC day
+  re-read, and the last one (the walk through the window goes on from there);
 * `unproven_ties`: dates where more conversations share one instant than the API's
   filters can list provably whole; each later run lists them again, no span of the
   coverage claims them, and `seen` keeps their hour while they stay;
 * `account_id`: the account the state belongs to;
 * `coverage`: which conversations, streams and filters the state stands for (see
-  `coverage.py`), so that a widened filter or a newly selected stream is backfilled.
+  `coverage.py`), so that a widened filter or a newly selected stream is backfilled;
+* `removals`: the ids loaded inside the API's 30 days, by day, and when the window was
+  last listed again to find the ones removed since (see `removals.py`).
 
 The state's size depends on the window, the account's daily volume and the number of
 conversations still processing, never on the number of syncs.
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_conversations.coverage import Coverage
 from tap_conversations.errors import StateError
+from tap_conversations.removals import LoadedIds
 from tap_conversations.timestamps import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
@@ -191,6 +196,32 @@ class RecheckSpend:
         return {"day": self.day, "spent": self.spent}
 
 
+@dataclass
+class RereadProgress(RecheckSpend):
+    """Summary re-reads: spent on one UTC day, and the last (day, id) re-read.
+
+    The re-reads walk the conversations of the last `summary_reread_days` in order of
+    day and id, and start over from the oldest after the newest: with a budget smaller
+    than the window, each conversation's turn still comes.
+    """
+
+    after: str = ""
+
+    @classmethod
+    def from_state(cls, value: object) -> RereadProgress:
+        """Read what `to_state` wrote (None: nothing re-read yet)."""
+        spend = RecheckSpend.from_state(value)
+        after = value.get("after", "") if isinstance(value, dict) else ""
+        if not isinstance(after, str):
+            msg = "summary_rereads.after is not a string"
+            raise TypeError(msg)
+        return cls(spend.day, spend.spent, after)
+
+    def to_state(self) -> dict[str, object]:
+        """As JSON."""
+        return {**super().to_state(), "after": self.after}
+
+
 def _utc_day(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).date().isoformat()
 
@@ -260,10 +291,14 @@ class ConversationCheckpoint:
     #: Scopes of selected streams the token lacked in the last run.
     missing_scopes: frozenset[str] = frozenset()
     rechecks: RecheckSpend = field(default_factory=RecheckSpend)
+    #: Summary re-reads (`summary_reread_days`): today's spend and where the walk is.
+    rereads: RereadProgress = field(default_factory=RereadProgress)
     #: False for a state written before coverage was recorded (no `coverage` key).
     coverage_recorded: bool = True
     #: Dates (as the API wrote them) whose tie groups could not be listed provably whole.
     unproven_ties: set[str] = field(default_factory=set)
+    #: The ids loaded inside the 30 days, for finding removals (empty when not wanted).
+    loaded: LoadedIds = field(default_factory=LoadedIds)
     _written: _WrittenParts = field(
         default_factory=_WrittenParts, init=False, repr=False, compare=False
     )
@@ -300,10 +335,12 @@ class ConversationCheckpoint:
                     str(scope) for scope in stream_state.get("missing_scopes") or ()
                 ),
                 rechecks=RecheckSpend.from_state(stream_state.get("rechecks")),
+                rereads=RereadProgress.from_state(stream_state.get("summary_rereads")),
                 unproven_ties={
                     format_timestamp(parse_timestamp(date))
                     for date in stream_state.get("unproven_ties") or ()
                 },
+                loaded=LoadedIds.from_state(stream_state.get("removals")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             msg = (
@@ -336,6 +373,12 @@ class ConversationCheckpoint:
                 "unproven_ties": sorted(self.unproven_ties),
             }
         )
+        if self.loaded.watching:
+            stream_state["removals"] = self.loaded.to_state()
+        else:
+            stream_state.pop("removals", None)
+        if self.rereads.day:
+            stream_state["summary_rereads"] = self.rereads.to_state()
 
     def is_new_to(self, conversation: ListedConversation, *, streams: frozenset[str]) -> bool:
         """Whether a listed conversation's records of `streams` were never emitted.
@@ -386,6 +429,7 @@ class ConversationCheckpoint:
         cid, date = conversation.id, conversation.date
         if pending_reason != DETAIL_UNAVAILABLE:  # else nothing was emitted
             self.seen.setdefault(_hour_bucket(date), {})[_prefix(cid)] = streams_tag(streams)
+            self.loaded.add(cid, date)
             self.coverage.withdraw(conversation, streams)
         if pending_reason is None:
             self.pending.pop(cid, None)
@@ -451,6 +495,7 @@ class ConversationCheckpoint:
         for entry in given_up:
             del self.pending[entry.conversation_id]
         self.coverage.prune(history_floor)
+        self.loaded.prune(history_floor)
         floor = format_timestamp(history_floor)
         self.unproven_ties = {d for d in self.unproven_ties if d >= floor}
         return given_up

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tap_conversations.bookmarks import ConversationCheckpoint
     from tap_conversations.client import ClientStats
     from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
+    from tap_conversations.removals import Removal
 
 #: How a run ended, as the ledger says it.
 COMPLETE = "complete"
@@ -55,6 +56,8 @@ class RunLedger:
     complete: Counter[str] = field(default_factory=Counter)
     pending: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     unproven_ties: Counter[str] = field(default_factory=Counter)
+    #: Loaded conversations this run found removed at the source.
+    removals: list[Removal] = field(default_factory=list)
     ended: str | None = None
     requests: int = 0
     quota_used: int = 0
@@ -94,6 +97,10 @@ class RunLedger:
         self.requests = stats.requests
         self.quota_used = stats.conversations_touched
 
+    def removal_records(self) -> list[dict[str, Any]]:
+        """The `removed_conversations` records of this run."""
+        return [removal.record(self.run_id) for removal in self.removals]
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per day, then one for the run (nothing before the run has finished)."""
         if self.ended is None or self.started_at is None:
@@ -105,7 +112,11 @@ class RunLedger:
             "ended": self.ended,
         }
         days = sorted(
-            set(self.listed) | set(self.pending) | set(self.unproven_ties) | self.fetched_days
+            set(self.listed)
+            | set(self.pending)
+            | set(self.unproven_ties)
+            | self.fetched_days
+            | {removal.day for removal in self.removals}
         )
         rows = [
             {
@@ -147,6 +158,7 @@ class RunLedger:
             "listed": pick(self.listed),
             "complete": pick(self.complete),
             "unproven_tie_instants": pick(self.unproven_ties),
+            "removed": pick(Counter(removal.day for removal in self.removals)),
         }
         for reason in PENDING_REASONS:
             counts[f"pending_{reason}"] = pending.get(reason, 0)

@@ -21,6 +21,8 @@ A simulation drives this module through the stream on a shared clock
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
@@ -37,7 +39,6 @@ from tap_conversations.timestamps import (
 )
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Iterable
 
     from tap_conversations.bookmarks import ConversationCheckpoint
@@ -67,11 +68,18 @@ class FetchList:
     guesses: frozenset[str] = frozenset()
     #: Re-checks due but left for a later day by the budget.
     deferred: int = 0
+    #: Complete conversations fetched again for edited summaries (`summary_reread_days`).
+    rereads: list[ListedConversation] = field(default_factory=list)
 
     @property
     def conversations(self) -> list[ListedConversation]:
         """Everything to fetch, in the order to fetch it."""
-        return self.dated + self.rechecks
+        return self.dated + self.rechecks + self.rereads
+
+    @property
+    def reread_ids(self) -> frozenset[str]:
+        """The ids among `rereads`."""
+        return frozenset(item.id for item in self.rereads)
 
     def fetched_until(self, done: int) -> dt.datetime | None:
         """The date up to which every dated conversation is fetched, after `done` in order.
@@ -216,8 +224,41 @@ class RunPlanner:
             guesses=frozenset(item.id for item in guesses),
             deferred=len(due) - len(guesses),
         )
+        plan.rereads = self._rereads({item.id for item in plan.conversations})
         self._log(plan)
         return plan
+
+    def _rereads(self, taken: set[str]) -> list[ListedConversation]:
+        """Complete conversations of the last `summary_reread_days` to fetch again.
+
+        Summaries can be edited in the app after a conversation completed; a re-read
+        brings the edit. Before today only (today's were just fetched), in order of day
+        and id from where the last re-read stopped, within today's budget.
+        """
+        days = self.settings.summary_reread_days
+        checkpoint = self.checkpoint
+        if not days or "summaries" not in self.streams:
+            return []
+        today = self.now.astimezone(dt.timezone.utc).date()
+        first, last = str(today - dt.timedelta(days=days)), str(today - dt.timedelta(days=1))
+        candidates = sorted(
+            (day, cid)
+            for day, ids in checkpoint.loaded.days.items()
+            if first <= day <= last
+            for cid in ids
+            if cid not in checkpoint.pending and cid not in taken
+        )
+        after = tuple(checkpoint.rereads.after.split(" ", 1))
+        turn = bisect.bisect_right(candidates, after)
+        budget = recheck_budget(self.settings.daily_conversation_quota)
+        left = max(0, budget - checkpoint.rereads.spent_on(self.now))
+        chosen = (candidates[turn:] + candidates[:turn])[:left]
+        return [
+            ListedConversation(
+                date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc), id=cid
+            )
+            for day, cid in chosen
+        ]
 
     def _log(self, plan: FetchList) -> None:
         checkpoint = self.checkpoint
@@ -237,6 +278,13 @@ class RunPlanner:
                 backfill,
                 new,
                 len(plan.rechecks),
+            )
+        if plan.rereads:
+            LOGGER.info(
+                "conversations: fetching %d conversations of the last %d days again for "
+                "edited summaries (summary_reread_days).",
+                len(plan.rereads),
+                self.settings.summary_reread_days,
             )
         if plan.deferred:
             LOGGER.info(

@@ -246,6 +246,12 @@ SYNC_LEDGER = th.PropertiesList(
         description="Pending: /recording answered 404.",
     ),
     prop(
+        "removed",
+        th.IntegerType,
+        description="Loaded conversations this run found removed at the source "
+        "(see removed_conversations).",
+    ),
+    prop(
         "unproven_tie_instants",
         th.IntegerType,
         description="Instants where more than a page of conversations tie and no filter "
@@ -258,4 +264,20 @@ SYNC_LEDGER = th.PropertiesList(
         nullable=True,
         description="Daily-quota units spent (run row only).",
     ),
+).to_dict()
+
+#: Not in the API: loaded conversations found removed at the source (see removals.py).
+CONVERSATION_REMOVAL = th.PropertiesList(
+    CONVERSATION_ID,
+    prop("conversation_day", th.DateType, description="UTC day of the conversation's `date`."),
+    prop("found_at", th.DateTimeType, description="When the run that found the removal began."),
+    prop(
+        "previous_sweep_at",
+        th.DateTimeType,
+        nullable=True,
+        description="The re-list of the 30 days before the one that found it: the "
+        "conversation was listed then, or loaded after it (null: no earlier re-list).",
+    ),
+    prop("found_by", th.StringType, description="The evidence, in words."),
+    prop("run_id", th.UUIDType, description="The run (its sync_ledger rows)."),
 ).to_dict()

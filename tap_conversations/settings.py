@@ -113,6 +113,32 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "removal_sweep_hours",
+        th.IntegerType(minimum=0, maximum=HISTORY_DAYS * 24),
+        default=7 * 24,
+        title="Removal sweep interval (hours)",
+        description=(
+            "How often a run lists the API's 30 days again to find conversations removed "
+            "at the source since they were loaded (emitted on removed_conversations). A "
+            "sweep costs one list request per 25 conversations of the 30 days, and one "
+            "request (and up to one unit of the daily quota) per loaded conversation no "
+            "longer listed. 0: never."
+        ),
+    ),
+    th.Property(
+        "summary_reread_days",
+        th.IntegerType(minimum=0, maximum=HISTORY_DAYS),
+        default=0,
+        title="Re-read summaries for (days)",
+        description=(
+            "Fetch conversations younger than this many days again, so that a summary "
+            "edited in the app arrives (with its updated_at). Each re-read costs the "
+            "requests of a new conversation and one unit of the daily quota; they come "
+            "after every new conversation and re-check, oldest first, and spend at most a "
+            "tenth of daily_conversation_quota a day. 0 (default): never."
+        ),
+    ),
+    th.Property(
         "department_ids",
         th.ArrayType(th.UUIDType),
         title="Department ids",
@@ -209,6 +235,8 @@ class Settings:
     max_parallel_requests: int
     late_data_window: dt.timedelta
     daily_conversation_quota: int
+    removal_sweep_interval: dt.timedelta
+    summary_reread_days: int
     department_ids: tuple[str, ...]
     mediums: tuple[str, ...]
     user_ids: tuple[str, ...]
@@ -225,6 +253,8 @@ class Settings:
             max_parallel_requests=_check_int(config, "max_parallel_requests"),
             late_data_window=dt.timedelta(hours=_check_int(config, "late_data_window_hours")),
             daily_conversation_quota=_check_int(config, "daily_conversation_quota"),
+            removal_sweep_interval=dt.timedelta(hours=_check_int(config, "removal_sweep_hours")),
+            summary_reread_days=_check_int(config, "summary_reread_days"),
             department_ids=_check_uuids(config, "department_ids"),
             mediums=_check_mediums(config.get("mediums")),
             user_ids=_check_uuids(config, "user_ids"),

@@ -9,6 +9,7 @@ child reads its part of the same responses.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import time
@@ -29,20 +30,23 @@ from tap_conversations.conversation_fetch import (
     FetchedChunk,
     FetchPlan,
 )
-from tap_conversations.conversation_filters import ConversationFilters
+from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
 from tap_conversations.conversation_listing import PAGE_SIZE, ConversationLister
 from tap_conversations.coverage import CoveredSpan
 from tap_conversations.errors import (
     ApiResponseError,
     MissingScopeError,
+    NotFoundError,
+    QuotaExceededError,
     RecordShapeError,
     StateError,
 )
 from tap_conversations.ledger import COMPLETE, QUOTA
-from tap_conversations.planner import FetchList, RunPlanner
+from tap_conversations.planner import FetchList, RunPlanner, recheck_budget
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.redaction import mask, quote
+from tap_conversations.removals import Removal, RemovalSweep
 from tap_conversations.scopes import probe_missing
 from tap_conversations.sdk_internals import (
     ChunkedParentStream,
@@ -53,7 +57,6 @@ from tap_conversations.settings import HISTORY_DAYS
 from tap_conversations.timestamps import format_timestamp
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
@@ -270,12 +273,22 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             now=tap.clock(),
         )
         start = planner.listing_start()
+        sweep = self._removal_sweep(planner)
+        # A sweep lists the window below `start` too; only its comparison reads that part.
+        list_from = min(start, sweep.compared_from) if sweep is not None else start
         lister = ConversationLister(tap.api, tap.settings, tap.clock)
         try:
-            listed = lister.since(start, planner.filters, tie_dates=checkpoint.unproven_ties)
+            everything = lister.since(
+                list_from, planner.filters, tie_dates=checkpoint.unproven_ties
+            )
         except MissingScopeError as error:
             tap.scopes.missing("conversations", error)
             return
+        listed = [
+            item
+            for item in everything
+            if item.date >= start or format_timestamp(item.date) in checkpoint.unproven_ties
+        ]
         tap.ledger.record_listing(planner.now, planner.filters, start, listed)
         # Conversations at a date unproven before this run, or found unproven now, were
         # never claimed by a span: the choice sees both; the state keeps what stays.
@@ -296,6 +309,8 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         if not stopped:
             # Every conversation listed is fetched: a date this run proved whole leaves.
             checkpoint.record_ties(unproven, filtered=planner.filters != ConversationFilters())
+            if sweep is not None:
+                self._find_removals(sweep, planner, everything, unproven)
         checkpoint.missing_scopes = frozenset(
             scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
@@ -333,6 +348,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 # Read per chunk: the first fetch settles which scopes the token has.
                 synced = self._synced(planner)
                 for bundle in chunk.bundles:
+                    if bundle.conversation_id in plan.reread_ids:
+                        # Complete already: a re-read changes what was loaded, not the state.
+                        reread = asked[bundle.conversation_id]
+                        checkpoint.rereads.add(now)
+                        checkpoint.rereads.after = f"{reread.date.date()} {reread.id}"
+                        continue
                     checkpoint.mark_emitted(
                         asked[bundle.conversation_id],
                         streams=synced,
@@ -363,6 +384,95 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             fetcher.close()
             progress.finish()
         return False
+
+    def _removal_sweep(self, planner: RunPlanner) -> RemovalSweep | None:
+        """This run's re-list of the window to find removals; None when none is due.
+
+        The checkpoint records the ids this run loads only while `removed_conversations`
+        is selected, or summaries are re-read (`summary_reread_days`); otherwise none.
+        """
+        tap = self.conversations_tap
+        loaded = planner.checkpoint.loaded
+        removals = tap.streams[RemovedConversationsStream.name].selected
+        rereads = bool(tap.settings.summary_reread_days) and "summaries" in planner.streams
+        if not removals and not rereads:
+            loaded.stop()
+            return None
+        if not loaded.follow(planner.filters.to_state(), planner.now):
+            LOGGER.info(
+                "conversations: the filters changed; removals are found again for the "
+                "conversations loaded from this run on."
+            )
+        sweep = RemovalSweep(
+            loaded, tap.settings.removal_sweep_interval, tap.history_floor, planner.now
+        )
+        if not removals or not sweep.due:
+            return None
+        LOGGER.info(
+            "conversations: listing the 30 days again from %s to find conversations removed "
+            "since they were loaded (%d loaded; removal_sweep_hours: %d).",
+            format_timestamp(sweep.compared_from),
+            len(loaded),
+            tap.settings.removal_sweep_interval // dt.timedelta(hours=1),
+        )
+        return sweep
+
+    def _find_removals(
+        self,
+        sweep: RemovalSweep,
+        planner: RunPlanner,
+        listed: list[ListedConversation],
+        unproven: set[str],
+    ) -> None:
+        """Fetch each loaded conversation the sweep did not list; a 404 is a removal.
+
+        The fetches come after every new conversation and re-check, and at most the
+        re-check budget of them a run: many at once means something else happened (a
+        listing the server cut short), and the rest wait for the next run.
+        """
+        tap = self.conversations_tap
+        checkpoint = planner.checkpoint
+        missing = sweep.missing(listed, unproven | checkpoint.unproven_ties)
+        budget = recheck_budget(tap.settings.daily_conversation_quota)
+        previous = checkpoint.loaded.swept_at
+        checked = 0
+        try:
+            for day, cid in missing[:budget]:
+                if self._detail_answers(cid):
+                    LOGGER.info(
+                        "conversations: %s no longer lists, but its detail answers: kept.",
+                        mask(cid),
+                    )
+                else:
+                    tap.ledger.removals.append(Removal(cid, day, planner.now, previous))
+                    checkpoint.loaded.discard(cid, day)
+                    checkpoint.pending.pop(cid, None)
+                checked += 1
+        except (QuotaExceededError, ApiResponseError) as error:
+            LOGGER.warning(
+                "conversations: %d loaded conversations no longer list; could not check "
+                "whether they were removed (%s). The next run lists the 30 days again.",
+                len(missing) - checked,
+                error,
+            )
+        else:
+            if len(missing) > budget:
+                LOGGER.warning(
+                    "conversations: %d loaded conversations no longer list, more than a "
+                    "run checks (%d); the next run lists the 30 days again for the rest.",
+                    len(missing),
+                    budget,
+                )
+            else:
+                checkpoint.loaded.swept_at = planner.now
+
+    def _detail_answers(self, conversation_id: str) -> bool:
+        """Whether the conversation's detail answers (False: 404)."""
+        try:
+            self.conversations_tap.api.get(f"/conversations/{conversation_id}")
+        except NotFoundError:
+            return False
+        return True
 
     def _cover(self, planner: RunPlanner, start: dt.datetime, until: dt.datetime | None) -> None:
         """Record that this run's wishes are proven from `start` to `until`, where settled."""
@@ -649,6 +759,29 @@ class RecordingsStream(ConversationPartStream):
             yield {**bundle.recording, "conversation_id": bundle.conversation_id}
 
 
+class RemovedConversationsStream(ConversationsApiStream):
+    """Loaded conversations found removed at the source (removals.py).
+
+    Synced after the conversations family, from what its sweep found: a conversation
+    that no longer lists inside the 30 days and whose detail answers 404. One that
+    merely ages out of the 30 days is never here.
+    """
+
+    # The SDK syncs streams in the order of their names: this one after `conversations`.
+    name = "removed_conversations"
+    primary_keys = ("conversation_id",)
+    schema = schemas.CONVERSATION_REMOVAL
+    cost = (
+        "1 list request per 25 conversations of the 30 days, every removal_sweep_hours; "
+        "+1 request (up to 1 quota unit) per loaded conversation no longer listed"
+    )
+    in_the_api = False
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """The removals this run found."""
+        yield from self.conversations_tap.ledger.removal_records()
+
+
 class SyncLedgerStream(ConversationsApiStream):
     """What the run proved, per conversation day: the completeness ledger (ledger.py).
 
@@ -678,5 +811,6 @@ STREAM_TYPES: tuple[type[ConversationsApiStream], ...] = (
     SummariesStream,
     RecordingsStream,
     WebhookDeliveriesStream,
+    RemovedConversationsStream,
     SyncLedgerStream,
 )

@@ -28,6 +28,7 @@ ALL_STREAMS = (
     "summaries",
     "recordings",
     "webhook_deliveries",
+    "removed_conversations",
     "sync_ledger",
 )
 

@@ -24,6 +24,7 @@ What the generator covers and what it does not is listed in docs/ARCHITECTURE.md
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import io
@@ -35,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +57,14 @@ if TYPE_CHECKING:
 #: Conversation streams a run may select (transcript_segments only repeats transcripts).
 PART_STREAMS = ("transcripts", "insights", "summaries", "recordings")
 #: Streams every run selects beside its part streams.
-ALWAYS = ("conversations", "sync_ledger")
+ALWAYS = ("conversations", "removed_conversations", "sync_ledger")
+#: How often the runs of a history sweep for removals, by seed (the rng's draws stay as
+#: they were, so a seed's history does not change with this setting).
+SWEEP_HOURS = (1, 24, 168)
+#: Summary re-reads of the last days, by seed (0: off), the same way.
+REREAD_DAYS = (0, 2, 0, 7)
+#: The share of steps where a person edits a summary in the app.
+EDIT_SHARE = 0.3
 MEDIUMS = ("call", "video", "email", "chat", "live")
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -151,11 +160,20 @@ class History:
     #: The runs are real processes on the real clock, stopped by real signals.
     real_signals: bool = False
 
+    @property
+    def removal_sweep_hours(self) -> int:
+        return SWEEP_HOURS[self.seed % len(SWEEP_HOURS)]
+
+    @property
+    def summary_reread_days(self) -> int:
+        return REREAD_DAYS[self.seed % len(REREAD_DAYS)]
+
     def render(self) -> str:
         lines = [
             (
                 f"seed {self.seed}: late_data_window_hours={self.late_data_window_hours}, "
-                f"daily quota {self.daily_quota}"
+                f"daily quota {self.daily_quota}, removal_sweep_hours={self.removal_sweep_hours}, "
+                f"summary_reread_days={self.summary_reread_days}"
             )
         ]
         elapsed = dt.timedelta()
@@ -169,6 +187,8 @@ class History:
 def generate(seed: int, runs: int = 12, *, real_signals: bool = False) -> History:
     """A random history: a month of arrivals, faults that heal, stops and changed wishes."""
     rng = random.Random(seed)
+    # Edits draw from their own generator: the rest of a seed's history stays as it was.
+    edits = random.Random(seed * 7919 + 1)
     window = rng.choice((1, 6, 24))
     quota = rng.choice((1000, 1000, 60, 25))
     schedule = rng.choice(("hourly", "daily", "irregular", "sparse"))
@@ -190,6 +210,8 @@ def generate(seed: int, runs: int = 12, *, real_signals: bool = False) -> Histor
             event, keys = _random_event(rng, keys, window)
             if event is not None:
                 events.append(event)
+        if keys and edits.random() < EDIT_SHARE:
+            events.append(Event("edit", edits.randrange(keys)))
         last = number == runs - 1
         streams = (*ALWAYS, *sorted(rng.sample(PART_STREAMS, rng.randrange(0, 5))))
         run = RunSpec(
@@ -316,6 +338,9 @@ class Replay:
     #: Conversation ids by key (None: never added because its event was shrunk away).
     ids: dict[int, str] = field(default_factory=dict)
     named: set[str] = field(default_factory=set)
+    #: Conversations whose summary was edited after they were last emitted: the loaded
+    #: row may hold the old text until a re-read (summary_reread_days) emits them again.
+    edited_since_loaded: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     #: Runs that were stopped (cut or signalled) before they ended.
     stops: int = 0
@@ -389,6 +414,9 @@ class Replay:
                     sb.answer_as(cid, other)
             elif kind == "remove":
                 sb.remove(cid)
+            elif kind == "edit" and sb.summary(cid) is not None:
+                sb.edit_summary(cid, f"Edited at {self.clock.now:%Y-%m-%d %H:%M}.")
+                self.edited_since_loaded.add(cid)
 
     def _add(self, sb: Sandbox, event: Event, now: dt.datetime) -> str:
         date = now + dt.timedelta(seconds=event.arg("offset"))
@@ -441,6 +469,8 @@ class Replay:
             "max_requests_per_minute": 100_000,
             "late_data_window_hours": self.history.late_data_window_hours,
             "daily_conversation_quota": self.history.daily_quota,
+            "removal_sweep_hours": self.history.removal_sweep_hours,
+            "summary_reread_days": self.history.summary_reread_days,
         }
         if run.mediums:
             config["mediums"] = list(run.mediums)
@@ -536,41 +566,94 @@ class Replay:
         before = self.state
         self.state_before = before
         pending_before = set(_pending(before))
+        loaded_before = self.warehouse.ids("conversations")
         # A target commits at a STATE: what follows the last one is not confirmed.
         confirmed = _until_last_state(result.messages)
         self.warehouse.load_messages(confirmed)
+        self.edited_since_loaded -= {
+            m["record"]["id"]
+            for m in confirmed
+            if m["type"] == "RECORD" and m["stream"] == "conversations"
+        }
         if result.state is not None:
             self.state = result.state
         for line in result.warnings:
             if "no longer fetched again" in line or "answered another conversation" in line:
                 self.named.update(_UUID.findall(line))
-        self._check_recheck_rules(number, result, pending_before)
+        self._check_recheck_rules(number, result, pending_before, loaded_before)
         if result.error is not None and "StateError" in result.error:
             self.violations.append(f"run {number}: refused its own state: {result.error}")
+        self._check_removals_found(sb, number, confirmed)
         if not result.complete:
             return
         self._check_rows(sb, number, run, result)
+        self._check_none_removed_still_loaded(sb, number)
+
+    def _check_removals_found(
+        self, sb: Sandbox, number: int, confirmed: list[dict[str, Any]]
+    ) -> None:
+        """A removal names a conversation the server removed, loaded, and not aged out."""
+        floor = self.clock.now - dt.timedelta(days=HISTORY_DAYS)
+        removed = set(sb.removed_ids())
+        for message in confirmed:
+            if message["type"] != "RECORD" or message["stream"] != "removed_conversations":
+                continue
+            cid = message["record"]["conversation_id"]
+            if cid not in removed:
+                self.violations.append(f"run {number}: {cid} called removed, but it exists")
+            elif _parse(sb.conversation_detail(cid)["date"]) < floor:
+                self.violations.append(f"run {number}: {cid} aged out, but was called removed")
+            elif cid not in self.warehouse.ids("conversations"):
+                self.violations.append(f"run {number}: {cid} called removed, never loaded")
+
+    def _check_none_removed_still_loaded(self, sb: Sandbox, number: int) -> None:
+        """After a whole sweep, the state keeps no removed id on a day the sweep compared."""
+        state = _conversations_state(self.state)
+        removals = state.get("removals") or {}
+        if removals.get("swept_at") is None or _parse(removals["swept_at"]) != self.clock.now:
+            return
+        edge = self.clock.now - dt.timedelta(days=HISTORY_DAYS - 1)
+        first_day = edge.date() + dt.timedelta(days=edge.time() != dt.time(0))
+        unproven = {date[:10] for date in state.get("unproven_ties") or ()}
+        removed = {cid.replace("-", "") for cid in sb.removed_ids()}
+        for day, packed in (removals.get("loaded") or {}).items():
+            if dt.date.fromisoformat(day) < first_day or day in unproven:
+                continue
+            for token in packed.split():
+                cid = uuid.UUID(bytes=base64.urlsafe_b64decode(token + "==")).hex
+                if cid in removed:
+                    self.violations.append(
+                        f"run {number}: a whole sweep kept removed {cid} as loaded"
+                    )
 
     def _check_recheck_rules(
-        self, number: int, result: RunResult, pending_before: set[str]
+        self, number: int, result: RunResult, pending_before: set[str], loaded_before: set[str]
     ) -> None:
+        """Re-checks come after every new conversation; re-checks and re-reads keep budget.
+
+        Conversations loaded before are left out of the order: fetched again, they are a
+        backfill (by date, among the new) or a re-read (last), which a cut output cannot
+        tell apart; tests/test_summary_rereads.py pins the re-reads' place.
+        """
         order = [
             m["record"]["id"]
             for m in result.messages
             if m["type"] == "RECORD" and m["stream"] == "conversations"
         ]
-        new_positions = [i for i, cid in enumerate(order) if cid not in pending_before]
+        new_positions = [
+            i for i, cid in enumerate(order) if cid not in pending_before | loaded_before
+        ]
         recheck_positions = [i for i, cid in enumerate(order) if cid in pending_before]
         if new_positions and recheck_positions and min(recheck_positions) < max(new_positions):
             self.violations.append(f"run {number}: a re-check was fetched before a new one")
-        spent = (result.state or {}).get("bookmarks", {}).get("conversations", {})
-        spent = spent.get("rechecks") or {}
+        state = (result.state or {}).get("bookmarks", {}).get("conversations", {})
         day = self.clock.now.date().isoformat()
-        if spent.get("day") == day:
-            budget = recheck_budget(self.history.daily_quota)
-            if spent.get("spent", 0) > budget:
+        budget = recheck_budget(self.history.daily_quota)
+        for key in ("rechecks", "summary_rereads"):
+            spent = state.get(key) or {}
+            if spent.get("day") == day and spent.get("spent", 0) > budget:
                 self.violations.append(
-                    f"run {number}: {spent['spent']} re-checks on {day}, budget {budget}"
+                    f"run {number}: {spent['spent']} {key} on {day}, budget {budget}"
                 )
 
     def _check_rows(self, sb: Sandbox, number: int, run: RunSpec, result: RunResult) -> None:
@@ -639,6 +722,7 @@ class Replay:
                 self.violations.append(
                     f"run {number}: the ledger lists {listed} on {day}, the server {count}"
                 )
+        self._check_ledger_removals(number, result, rows)
         for day, count in pending_by_day.items():
             row = rows.get(day) or {}
             in_ledger = sum(v for k, v in row.items() if k.startswith("pending_"))
@@ -646,6 +730,23 @@ class Replay:
                 self.violations.append(
                     f"run {number}: the ledger has {in_ledger} pending on {day}, the state {count}"
                 )
+
+    def _check_ledger_removals(
+        self, number: int, result: RunResult, rows: dict[str, dict[str, Any]]
+    ) -> None:
+        """The ledger counts, per day and in all, the removals the run emitted."""
+        removals: dict[str, int] = {}
+        for message in result.messages:
+            if message["type"] == "RECORD" and message["stream"] == "removed_conversations":
+                day = message["record"]["conversation_day"]
+                removals[day] = removals.get(day, 0) + 1
+        counted = {
+            key: row["removed"] for key, row in rows.items() if key != "run" and row["removed"]
+        }
+        if counted != removals or rows["run"]["removed"] != sum(removals.values()):
+            self.violations.append(
+                f"run {number}: the ledger counts removals {counted}, the run emitted {removals}"
+            )
 
     def _row_problems(  # noqa: C901 - one block per stream
         self, sb: Sandbox, cid: str, streams: tuple[str, ...]
@@ -656,7 +757,7 @@ class Replay:
             row = wh.get("conversations", cid)
             if row is None:
                 yield "conversations row missing"
-            elif row.get("summary") != detail["summary"]:
+            elif row.get("summary") != detail["summary"] and cid not in self.edited_since_loaded:
                 yield "conversations row holds an old summary"
         if "transcripts" in streams:
             truth = sb.transcript(cid)
@@ -674,6 +775,13 @@ class Replay:
             row = wh.get("summaries", cid)
             if (row is None) != (truth is None):
                 yield f"summaries row {'missing' if row is None else 'not expected'}"
+            elif (
+                row is not None
+                and truth is not None
+                and (row["summary"], row["updated_at"]) != (truth["summary"], truth["updated_at"])
+                and cid not in self.edited_since_loaded
+            ):
+                yield "summaries row holds an old summary"
         if "recordings" in streams and wh.get("recordings", cid) is None:
             yield "recordings row missing"
 

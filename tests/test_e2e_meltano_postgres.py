@@ -697,7 +697,27 @@ def same(actual: object, expected: object) -> bool:
     return actual == expected
 
 
-def test_dbt_models_compute_every_metric_as_defined(
+def remove_one_and_sweep_a_week_later(
+    meltano: Meltano, sb: Sandbox, suffix: str, run_again: Callable[[], object]
+) -> str:
+    """Delete a conversation with insights in the app; a week on, a run's sweep finds it.
+
+    The stored state is made a week older, as a scheduler's week would leave it.
+    """
+    removed: str = next(c["id"] for c in sb.listed_conversations() if sb.insights(c["id"]))
+    sb.remove(removed)
+    state_id = f"{ENVIRONMENT}:tap-conversations-to-target-postgres:{suffix}"
+    state = meltano.state(state_id)
+    week_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7, minutes=1)
+    state["bookmarks"]["conversations"]["removals"]["swept_at"] = week_ago.strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
+    meltano.run("state", "set", "--force", state_id, json.dumps({"singer_state": state}))
+    run_again()
+    return removed
+
+
+def test_dbt_models_compute_every_metric_as_defined(  # noqa: PLR0915 - one story: load, remove, build, every metric
     meltano: Meltano,
     postgres: PostgresServer,
     sandbox_factory: Callable[..., Sandbox],
@@ -717,18 +737,22 @@ def test_dbt_models_compute_every_metric_as_defined(
         "DBT_POSTGRES_DBNAME": postgres.dbname,
         "DBT_POSTGRES_SCHEMA": "dbt_models",
     }
-    meltano.run(
+    tap_run = (
         "run",
         "--state-id-suffix",
         "dbt",
         "tap-conversations",
         "target-postgres",
-        extra_env={
-            **connection,
-            "TAP_CONVERSATIONS_API_URL": sb.base_url,
-            "TAP_CONVERSATIONS_API_TOKEN": sb.token,
-            "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
-        },
+    )
+    tap_env = {
+        **connection,
+        "TAP_CONVERSATIONS_API_URL": sb.base_url,
+        "TAP_CONVERSATIONS_API_TOKEN": sb.token,
+        "TAP_CONVERSATIONS_MAX_REQUESTS_PER_MINUTE": "100000",
+    }
+    meltano.run(*tap_run, extra_env=tap_env)
+    removed = remove_one_and_sweep_a_week_later(
+        meltano, sb, "dbt", lambda: meltano.run(*tap_run, extra_env=tap_env)
     )
     meltano.run("install", "dbt-postgres")
     meltano.run(
@@ -752,6 +776,10 @@ def test_dbt_models_compute_every_metric_as_defined(
 
     ids = [c["id"] for c in sb.listed_conversations()]
     with psycopg.connect(postgres.conninfo) as conn:
+        flagged = conn.execute(
+            "SELECT conversation_id::text FROM dbt_models.stg_conversations WHERE is_removed"
+        ).fetchall()
+        assert flagged == [(removed,)]
         conversations = {
             str(row[0]): row[1:]
             for row in conn.execute(
@@ -774,7 +802,7 @@ def test_dbt_models_compute_every_metric_as_defined(
                 "FROM dbt_models.fct_user_talk"
             ).fetchall()
         }
-    assert set(conversations) == set(ids)
+    assert set(conversations) == set(ids)  # the removed one left out
     names = (
         "talk_seconds",
         "speaker_count",

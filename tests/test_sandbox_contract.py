@@ -1260,6 +1260,29 @@ def dated_ids(sb: Sandbox, lo: datetime, hi: datetime) -> list[str]:
 SIM_START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
+def test_an_edited_summary_shows_in_the_detail_and_summary_with_its_time(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    clock = SimClock(SIM_START)
+    sb = sandbox_factory(conversations=0, clock=clock)
+    api = Api(sb)
+    cid = sb.add_conversation(date=SIM_START - timedelta(hours=3))
+    created = sb.summary(cid)["created_at"]  # type: ignore[index]
+    clock.now = SIM_START + timedelta(hours=5)
+    sb.edit_summary(cid, "Edited by hand.")
+    edited = sim_ok(api, clock, f"/conversations/{cid}/summary", "/conversations/{id}/summary")
+    assert (edited["summary"], edited["created_at"], edited["updated_at"]) == (
+        "Edited by hand.",
+        created,
+        "2026-03-01T15:00:00.000Z",
+    )
+    assert sim_ok(api, clock, f"/conversations/{cid}", "/conversations/{id}")["summary"] == (
+        "Edited by hand."
+    )
+    # No delivery: the completed webhook fired once, at completion.
+    assert [d["resource_id"] for d in sb.webhook_deliveries()] == [cid]
+
+
 def test_the_sandbox_clock_moves_the_listing_window_and_timestamps(
     sandbox_factory: Callable[..., Sandbox],
 ) -> None:

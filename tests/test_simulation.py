@@ -49,7 +49,17 @@ def test_the_generator_covers_every_kind_of_event_and_run() -> None:
     """The 50 histories hold every event kind, stops, each state form and filter changes."""
     histories = [generate(seed) for seed in CI_SEEDS]
     kinds = {event.kind for h in histories for step in h.steps for event in step.events}
-    assert kinds == {"add", "burst", "process", "fail", "answer_as", "remove", "quota_day", "heal"}
+    assert kinds == {
+        "add",
+        "burst",
+        "process",
+        "fail",
+        "answer_as",
+        "remove",
+        "edit",
+        "quota_day",
+        "heal",
+    }
     runs = [step.run for h in histories for step in h.steps]
     assert {run.state_form for run in runs} == {"value", "message", "singer_state"}
     assert sum(run.cut is not None for run in runs) >= 50
@@ -64,6 +74,8 @@ def test_the_generator_covers_every_kind_of_event_and_run() -> None:
     assert {("detail", 404), ("summary", 404), ("recording", 404), ("detail", 503)} <= failures
     assert {h.daily_quota for h in histories} >= {25, 1000}
     assert {h.late_data_window_hours for h in histories} == {1, 6, 24}
+    assert {h.removal_sweep_hours for h in histories} == {1, 24, 168}
+    assert {h.summary_reread_days for h in histories} == {0, 2, 7}
 
 
 def test_a_shrunk_history_still_breaks_what_the_original_broke() -> None:

@@ -146,7 +146,8 @@ def test_request_counts_per_selection(
         if stream in streams:
             expected[endpoint] = 1
     assert total == expected
-    assert out.streams_with_records == set(streams) - {s for s in streams if s not in ALL_STREAMS}
+    # One run finds nothing removed (tests/test_removals.py removes between runs).
+    assert out.streams_with_records == set(streams) - {"removed_conversations"}
 
 
 def test_selected_child_with_deselected_parent(sandbox: Sandbox) -> None:

@@ -862,6 +862,17 @@ class Sandbox:
                 if webhook:
                     self._record_delivery(conv_id, now)
 
+    def edit_summary(self, conv_id: str, text: str) -> None:
+        """A person edits the summary in the app: new text, `updated_at` now.
+
+        The detail's `summary` and `/summary` both show the edit; no delivery is sent
+        (the completed webhook fired once, at completion).
+        """
+        with self._lock:
+            conv = self._conv(conv_id)
+            conv.full_summary = text
+            conv.summary_updated_at = self._now_ms()
+
     def add_delivery(
         self, conv_id: str, status: str = "pending", created_at: datetime | None = None
     ) -> str:

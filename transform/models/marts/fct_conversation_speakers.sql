@@ -70,3 +70,4 @@ inner join per_conversation as c on s.conversation_id = c.conversation_id
 left join {{ ref('stg_conversations') }} as conv on s.conversation_id = conv.conversation_id
 left join participant_roles as p
     on s.conversation_id = p.conversation_id and s.speaker = p.participant_name
+where not coalesce(conv.is_removed, false)

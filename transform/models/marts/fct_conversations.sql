@@ -63,3 +63,4 @@ left join {{ ref('stg_transcripts') }} as t on c.conversation_id = t.conversatio
 left join talk on c.conversation_id = talk.conversation_id
 left join monologues as m on c.conversation_id = m.conversation_id
 left join insights as i on c.conversation_id = i.conversation_id
+where not c.is_removed

@@ -7,4 +7,5 @@ select
     count(distinct i.conversation_id) as conversation_count
 from {{ ref('stg_insights') }} as i
 inner join {{ ref('stg_conversations') }} as c on i.conversation_id = c.conversation_id
+where not c.is_removed
 group by 1, 2, 3

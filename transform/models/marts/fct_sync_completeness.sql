@@ -1,6 +1,7 @@
 -- One row per conversation day and filters: what the latest run that looked at the day
 -- says. A day is complete when nothing of it is pending and no tie instant of it
--- could not be listed whole; `missing` says why it is not.
+-- could not be listed whole; `missing` says why it is not. `removed`: conversations of
+-- the day found removed at the source, by any run.
 with day_rows as (
     select
         *,
@@ -12,7 +13,7 @@ with day_rows as (
 ),
 
 listed as (
-    select day, filters, max(listed) as listed
+    select day, filters, max(listed) as listed, sum(removed) as removed
     from {{ ref('stg_sync_ledger') }}
     where day is not null
     group by day, filters
@@ -24,6 +25,7 @@ select
     d.run_id as last_run_id,
     d.run_started_at as last_run_started_at,
     l.listed,
+    l.removed,
     d.pending,
     d.pending_processing,
     d.pending_detail_unavailable,

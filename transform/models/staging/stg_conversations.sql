@@ -1,4 +1,5 @@
--- One row per conversation, typed, department and user flattened into columns.
+-- One row per conversation, typed, department and user flattened into columns;
+-- `is_removed`: deleted at the source since it was loaded (the marts leave it out).
 select
     id as conversation_id,
     date as conversation_at,
@@ -13,6 +14,8 @@ select
     ("user" ->> 'id')::uuid as user_id,
     "user" ->> 'name' as user_name,
     "user" ->> 'email' as user_email,
-    summary
+    summary,
+    id::uuid in (select conversation_id::uuid from {{ ref('stg_removed_conversations') }})
+        as is_removed
 from {{ source('tap_conversations', 'conversations') }}
 where _sdc_deleted_at is null

@@ -17,6 +17,7 @@ select
     + pending_summary_unavailable
     + pending_recording_unavailable as pending,
     unproven_tie_instants,
+    removed,
     requests,
     quota_used
 from {{ source('tap_conversations', 'sync_ledger') }}
