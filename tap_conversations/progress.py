@@ -240,7 +240,7 @@ class ProgressReporter:
         spent = self._api.stats.requests - self._requests_at_start
         pages_left = round(spent * (1 - share) / share)
         conversations = round(listing.listed / share)
-        quota_left, quota_stops, fetchable = self._quota(conversations, started=0)
+        quota_left, quota_stops, fetchable, _ = self._quota(conversations, started=0)
         # When the quota stops the run, the request it refuses is sent too.
         requests_left = pages_left + round(fetchable * per) + quota_stops
         return Estimate(
@@ -254,17 +254,22 @@ class ProgressReporter:
             quota_stops=quota_stops,
         )
 
-    def _quota(self, conversations_left: int, started: int) -> tuple[int | None, bool, int]:
-        """(quota left, whether it stops the run, conversations that fit in it).
+    def _quota(self, conversations_left: int, started: int) -> tuple[int | None, bool, int, int]:
+        """(quota left, whether it stops the run, conversations that fit, refused requests).
 
-        Conversations `started` whose answers are not counted yet take their share.
+        Conversations `started` whose answers are not counted yet take their share; those
+        of them beyond the quota are refused (their first request is the quota's answer,
+        their other parts are never asked). When the quota stops the run, one request is
+        refused: one of those, or the next one sent.
         """
         if self._daily_quota is None:
-            return None, False, conversations_left
+            return None, False, conversations_left, 0
         touched = self._api.stats.conversations_touched
         answering = max(0, started - (touched - self._quota_at_start))
         quota_left = max(0, self._daily_quota - touched - answering)
-        return quota_left, conversations_left > quota_left, min(conversations_left, quota_left)
+        refused = max(0, touched + answering - self._daily_quota)
+        quota_stops = conversations_left > quota_left
+        return quota_left, quota_stops, min(conversations_left, quota_left), refused
 
     def _fetch_estimate(self, total: int) -> Estimate:
         """The fetch's work left: conversations not started, and parts of those started."""
@@ -289,9 +294,12 @@ class ProgressReporter:
             per += share
             started_parts_left += max(0.0, share * started - asked["summary"])
         conversations_left = total - started
-        quota_left, quota_stops, fetchable = self._quota(conversations_left, started)
+        quota_left, quota_stops, fetchable, refused = self._quota(conversations_left, started)
+        started_parts_left = max(0.0, started_parts_left - refused * (per - 1))
         requests_left = (
-            sum(waiting.values()) + round(fetchable * per + started_parts_left) + quota_stops
+            sum(waiting.values())
+            + round(fetchable * per + started_parts_left)
+            + (quota_stops and not refused)
         )
         return Estimate(
             conversations_left=conversations_left,
