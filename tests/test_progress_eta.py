@@ -15,7 +15,7 @@ import itertools
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -201,3 +201,50 @@ def test_while_listing_many_pages_after_a_burst_the_eta_holds_too(
     for line in listing:
         assert re.search(r"left: about \d+ pages, then about \d+ conversations", line), line
     assert len(checked) - len(listing) >= 100, "the fetch's lines are held to it too"
+
+
+class ListingWatcher(ProgressReporter):
+    """A reporter without a timer that keeps itself for the test to read."""
+
+    made: ClassVar[list[ListingWatcher]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, timer=False, **kwargs)
+        ListingWatcher.made.append(self)
+
+
+@pytest.mark.parametrize(
+    ("walk", "mediums"),
+    [
+        ("one walk", None),
+        ("a walk per medium", ["call", "video"]),
+        pytest.param("date slices", None, marks=pytest.mark.date_slicing),
+    ],
+)
+def test_the_listing_tells_its_progress_every_date_once(
+    sandbox_factory: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+    walk: str,
+    mediums: list[str] | None,
+) -> None:
+    """What the listing ETA stands on: the pages cover the dates once per walk, in all."""
+    sb = sandbox_factory(conversations=400)
+    config = tap_config(sb, max_requests_per_minute=6000, max_parallel_requests=8)
+    if mediums:
+        config["mediums"] = mediums
+    if walk == "date slices":
+        sb.faults.latency_ms = 60.0  # x 6000/min: the listing is cut into slices
+    ListingWatcher.made.clear()
+    monkeypatch.setattr(streams_module, "ProgressReporter", ListingWatcher)
+    out = run_sync(config, streams=["conversations"])
+    (reporter,) = ListingWatcher.made
+    listing = reporter.listing
+    assert listing.start is not None
+    days = 30 * 24 * 3600
+    assert listing.span == pytest.approx(days * len(mediums or [None]), abs=60)
+    assert listing.covered == pytest.approx(listing.span, abs=60), walk
+    assert listing.share_covered() == pytest.approx(1.0, abs=1e-3)
+    fetched = len(out.ids("conversations"))
+    # A slice's walk re-lists the item at its upper bound: at most one more per slice.
+    assert fetched <= listing.listed <= fetched + 8
+    assert listing.pages == sb.counters.requests(endpoint="/conversations")
