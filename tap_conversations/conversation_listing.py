@@ -8,6 +8,7 @@ list of `ListedConversation`, oldest first, at about one request per 25.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 import threading
@@ -22,11 +23,11 @@ from tap_conversations.schemas import MEDIUMS
 from tap_conversations.timestamps import format_timestamp, is_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Generator, Iterable, Iterator
 
     from tap_conversations.client import ApiClient
     from tap_conversations.clock import Clock
+    from tap_conversations.progress import ListingProgress
     from tap_conversations.settings import Settings
 
 #: The API's page size (its maximum).
@@ -61,12 +62,20 @@ class ConversationLister:
         api: The API client.
         settings: The tap's settings (filters, pace, parallelism).
         clock: The run's clock.
+        progress: Told of each page and the dates it covered (for the progress ETA).
     """
 
-    def __init__(self, api: ApiClient, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        settings: Settings,
+        clock: Clock,
+        progress: ListingProgress | None = None,
+    ) -> None:
         self._api = api
         self._settings = settings
         self._clock = clock
+        self._progress = progress
         self._lock = threading.Lock()
         self._split_values: dict[str, tuple[str, ...]] = {}
         #: Tie groups that could not be listed whole (warned about by the stream).
@@ -85,7 +94,10 @@ class ConversationLister:
         could not list provably whole: each is listed again, whatever `start` is.
         """
         found: dict[str, ListedConversation] = {}
-        for query in filters.queries():
+        queries = list(filters.queries())
+        if self._progress is not None:
+            self._progress.begin(start, self._clock(), len(queries))
+        for query in queries:
             params = {"limit": str(PAGE_SIZE), "date_from": format_timestamp(start), **query}
             listed = (ListedConversation.from_item(item) for item in self._listing(params))
             # `date >= start` is kept client-side: correctness must not depend on the
@@ -108,12 +120,15 @@ class ConversationLister:
         detail is fetched). A slice costs at most one extra (partial) page.
         """
         api = self._api
+        newest = self._clock()
         items, has_more, _ = page_of(api.get("/conversations", params))
+        start = parse_timestamp(params["date_from"])
+        reached = parse_timestamp(_oldest_date(items)) if has_more else start
+        self._covered(len(items), newest, reached)
         yield from items
         if not has_more:
             return
         oldest = _oldest_date(items)
-        start = parse_timestamp(params["date_from"])
         slices = self._slice_count(start, parse_timestamp(oldest))
         if slices < 2:  # noqa: PLR2004
             yield from self._pages(dict(params, date_to=oldest))
@@ -162,11 +177,15 @@ class ConversationLister:
         listed: set[str] = set()
         cursors: set[str] = set()
         cursor_only = False  # set once date_to proves ignored
+        edge, low = parse_timestamp(params["date_to"]), parse_timestamp(params["date_from"])
         while True:
             payload = api.get("/conversations", page_params)
             items, has_more, next_cursor = page_of(payload)
             new = [item for item in items if item["id"] not in listed]
             listed.update(item["id"] for item in new)
+            reached = parse_timestamp(_oldest_date(items)) if has_more else low
+            self._covered(len(new), edge, reached)
+            edge = min(edge, reached)
             yield from new
             if not has_more:
                 return
@@ -202,6 +221,11 @@ class ConversationLister:
             cursors.add(next_cursor)
             page_params = {k: v for k, v in params.items() if k != "date_to"}
             page_params["cursor"] = next_cursor
+
+    def _covered(self, listed: int, edge: dt.datetime, reached: dt.datetime) -> None:
+        """Tell the progress a page listed `listed` new ones, from `edge` down to `reached`."""
+        if self._progress is not None:
+            self._progress.page(listed, max(edge - reached, dt.timedelta(0)))
 
     def _tie_group(self, params: dict[str, str], date: str) -> Iterator[dict[str, Any]]:
         """Every conversation of `date` some filter reaches, split until each part fits.

@@ -104,6 +104,8 @@ class RequestPacer:
         self._credit_ticket = 0
         self._tickets = 0
         self._in_flight: set[int] = set()
+        #: Callers holding a slot they wait for (for `seconds_until_sent`).
+        self._waiting = 0
         self.stats = PacerStats()
 
     def acquire(self) -> int:
@@ -112,11 +114,13 @@ class RequestPacer:
             if self._may_burst():
                 return self._release(self._clock(), burst=True)
             slot = self._reserve()
+            self._waiting += 1
         answers_awaited = False
         while True:
             with self._lock:
                 now = self._clock()
                 if self._may_burst():
+                    self._waiting -= 1
                     return self._release(now, burst=True)  # its slot stays taken: no harm
                 if slot < self._resume_at:
                     slot = self._reserve()  # a pause came after our reservation: it voids it
@@ -124,6 +128,7 @@ class RequestPacer:
                 # the next one: releases, not just slots, stay an interval apart.
                 earliest = max(slot, self._last_release + self.interval)
                 if now >= earliest:
+                    self._waiting -= 1
                     return self._release(now, burst=False)
                 wait = earliest - now
                 if self._bursting and self._in_flight and not answers_awaited:
@@ -201,9 +206,12 @@ class RequestPacer:
     def seconds_until_sent(self, requests: int, interval: float | None = None) -> float:
         """When the last of `requests` more requests goes out (for an ETA).
 
-        Releases stay an interval apart (this pace's, or a slower `interval` measured by
-        the caller): the n-th next one leaves n intervals after the last one (or the end
-        of a server-side pause), never before now.
+        `requests` counts those waiting for their slot. Releases stay an interval apart
+        (this pace's, or a slower `interval` measured by the caller): the n-th next one
+        leaves n intervals after the last one (or the end of a server-side pause), and
+        never before the slots already taken: the requests sent in a burst took theirs
+        ahead of the pace, which resumes after them, so a burst does not make the rest
+        of the run go faster. Never before now.
         """
         if requests <= 0:
             return 0.0
@@ -211,4 +219,8 @@ class RequestPacer:
         with self._lock:
             now = self._clock()
             start = max(self._last_release, self._resume_at - step)
-            return max(0.0, start + requests * step - now)
+            by_release = start + requests * step
+            # The first slot nobody holds; those waiting hold the ones before it.
+            free = max(self._next_slot, self._resume_at, now)
+            by_slot = free + (requests - self._waiting - 1) * step
+            return max(0.0, by_release - now, by_slot - now)

@@ -260,7 +260,22 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         return self._emitting[1]
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
-        """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first."""
+        """List, choose, fetch chunk by chunk, emit, checkpoint; oldest first.
+
+        One progress reporter covers the run, from the first list page to the last fetch
+        (which closes it; `finish` again here stops it on every other way out).
+        """
+        tap = self.conversations_tap
+        progress = ProgressReporter(
+            tap.api, parts=self._fetch_plan(), daily_quota=tap.settings.daily_conversation_quota
+        )
+        try:
+            yield from self._sync(progress)
+        finally:
+            progress.finish()
+
+    def _sync(self, progress: ProgressReporter) -> Iterator[dict[str, Any]]:
+        """`get_records`, its progress told of the listing and the fetch."""
         tap = self.conversations_tap
         checkpoint = ConversationCheckpoint.from_state(self.stream_state)
         self._claim_account(checkpoint)
@@ -276,7 +291,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         sweep = self._removal_sweep(planner)
         # A sweep lists the window below `start` too; only its comparison reads that part.
         list_from = min(start, sweep.compared_from) if sweep is not None else start
-        lister = ConversationLister(tap.api, tap.settings, tap.clock)
+        lister = ConversationLister(tap.api, tap.settings, tap.clock, progress.listing)
         try:
             everything = lister.since(
                 list_from, planner.filters, tie_dates=checkpoint.unproven_ties
@@ -298,7 +313,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         tap.ledger.record_fetched(plan.rechecks)
         stopped = False
         if plan.conversations:
-            stopped = yield from self._fetch_and_emit(plan, planner, start)
+            stopped = yield from self._fetch_and_emit(plan, planner, start, progress)
         else:
             LOGGER.info(
                 "conversations: nothing to fetch (%d listed since %s).",
@@ -319,7 +334,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         self._warn_unlisted_ties(lister)
 
     def _fetch_and_emit(
-        self, plan: FetchList, planner: RunPlanner, start: dt.datetime
+        self, plan: FetchList, planner: RunPlanner, start: dt.datetime, progress: ProgressReporter
     ) -> Generator[dict[str, Any], None, bool]:
         """Fetch, emit and checkpoint chunk by chunk; True when the quota stopped it.
 
@@ -333,13 +348,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         fetcher = ConversationFetcher(
             tap.api, tap.scopes, self._fetch_plan(), tap.settings.max_parallel_requests
         )
-        progress = ProgressReporter(
-            tap.api,
-            total=len(to_fetch),
-            parts=self._fetch_plan(),
-            rechecks=len(plan.rechecks),
-            daily_quota=tap.settings.daily_conversation_quota,
-        )
+        progress.fetching(len(to_fetch), rechecks=len(plan.rechecks), parts=self._fetch_plan())
         asked = {conversation.id: conversation for conversation in to_fetch}
         done = 0
         try:

@@ -341,3 +341,18 @@ def test_client_honours_retry_after_through_the_pacer(sandbox: Sandbox) -> None:
     assert pacer.stats.paused_seconds == pytest.approx((tries - 1) * 1.0)
     assert clock.sleeps == pytest.approx([1.0] * (tries - 1))
     assert api.stats.rate_limited == tries
+
+
+def test_the_eta_after_a_burst_counts_the_slots_it_took() -> None:
+    """After 56 requests at once, 10 more leave from the 57th slot on, not right away."""
+    pacer, clock = bursting(60, in_flight=4)
+    server = WindowServer(clock, limit=60)
+    for _ in range(56):
+        pacer.answered(pacer.acquire(), server.answer())
+    assert clock.now == 0.0
+    step = pacer.interval
+    assert pacer.seconds_until_sent(10) == pytest.approx(65 * step)
+    assert pacer.seconds_until_sent(10, 2 * step) == pytest.approx(56 * step + 9 * 2 * step)
+    for _ in range(5):
+        pacer.answered(pacer.acquire(), server.answer())
+    assert pacer.seconds_until_sent(5) == pytest.approx(65 * step - clock.now)
