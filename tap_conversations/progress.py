@@ -58,6 +58,16 @@ class Estimate:
     quota_stops: bool
 
 
+def _fetch_requests(api: ApiClient) -> int:
+    """Requests sent so far to one conversation's endpoints (its detail and parts).
+
+    The fetch's requests, not the run's: a list stream's read sent early
+    (early_reads.py) may go while the conversations are fetched.
+    """
+    sent, _ = api.requests_by_endpoint()
+    return sum(n for endpoint, n in sent.items() if endpoint.startswith("/conversations/"))
+
+
 def _parts_sent(by_endpoint: dict[str, int]) -> dict[str, int]:
     """Requests sent per part of a conversation: detail, summary, recording."""
     parts = {"detail": 0, "summary": 0, "recording": 0}
@@ -105,7 +115,7 @@ class ProgressReporter:
         self._done = 0
         self._clock = clock or api.pacer.clock
         self._started = self._clock()
-        self._requests_at_start = api.stats.requests
+        self._requests_at_start = _fetch_requests(api)
         self._quota_at_start = api.stats.conversations_touched
         self._sent_at_start = _parts_sent(api.requests_by_endpoint()[0])
         self._interval = PROGRESS_INTERVAL_SECONDS if interval is None else interval
@@ -197,7 +207,7 @@ class ProgressReporter:
         Answers slower than the pace (latency above what the parallel requests cover,
         retries) show in the measured pace once enough requests were sent to trust it.
         """
-        sent = self._api.stats.requests - self._requests_at_start
+        sent = _fetch_requests(self._api) - self._requests_at_start
         measured = None
         if sent >= MEASURED_PACE_AFTER:
             measured = (self._clock() - self._started) / sent
@@ -221,7 +231,7 @@ class ProgressReporter:
     def line(self, *, final: bool = False) -> str:
         """The progress line."""
         stats = self._api.stats
-        spent = stats.requests - self._requests_at_start
+        spent = _fetch_requests(self._api) - self._requests_at_start
         quota = stats.conversations_touched - self._quota_at_start
         done = self._done
         elapsed = self._clock() - self._started

@@ -104,6 +104,8 @@ class RequestPacer:
         self._credit_ticket = 0
         self._tickets = 0
         self._in_flight: set[int] = set()
+        #: Per thread: how many requests it was let go (`taken_by_this_thread`).
+        self._taken = threading.local()
         self.stats = PacerStats()
 
     def acquire(self) -> int:
@@ -173,6 +175,7 @@ class RequestPacer:
             self._bursting = False
         self._last_release = now
         self.stats.requests += 1
+        self._taken.count = getattr(self._taken, "count", 0) + 1
         return self._tickets
 
     def _reserve(self) -> float:
@@ -180,6 +183,10 @@ class RequestPacer:
         slot = max(self._clock(), self._next_slot, self._resume_at)
         self._next_slot = slot + self.interval
         return slot
+
+    def taken_by_this_thread(self) -> int:
+        """How many requests the calling thread was let go, retries included."""
+        return int(getattr(self._taken, "count", 0))
 
     def pause(self, seconds: float) -> None:
         """Send nothing for `seconds` (the server's Retry-After), from any thread.
