@@ -23,10 +23,13 @@ from tap_conversations.early_reads import EarlyReads
 from tap_conversations.errors import ApiResponseError
 from tap_conversations.tap import TapConversations
 from tests.harness import ALL_STREAMS, SyncOutput, catalog_selecting, run_sync, tap_config
+from tests.helpers import assert_no_traceback, run_cli
 from tests.listing_model import expected_list_requests
+from tests.sandbox import ALL_SCOPES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from tests.sandbox import Sandbox
 
@@ -303,3 +306,37 @@ def test_without_the_recordings_scope_one_403_however_many_in_flight(
     assert sb.counters.requests(endpoint=RECORDING) == 1
     assert sb.counters.requests(status=403) == 1
     assert len(out.ids("conversations")) == len(sb.listed_conversations())
+
+
+def test_a_token_revoked_after_me_ends_the_run_with_the_one_line(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A 401 on any request ends the run at the conversations, never retried.
+
+    Revoked just after `/me` answered: the list reads in flight meet it too, and
+    nothing is sent after it.
+    """
+    token = sandbox.add_token(scopes=ALL_SCOPES, include_recordings=True)
+    original = sandbox.handle_request
+
+    def revoke_after_me(method: str, target: str, authorization: str | None, body: bytes) -> Any:
+        reply = original(method, target, authorization, body)
+        if endpoint_of(target) == "/me":
+            sandbox.revoke_token(token)
+        return reply
+
+    monkeypatch.setattr(sandbox, "handle_request", revoke_after_me)
+    result = run_cli(tmp_path, tap_config(sandbox, token=token))
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert (
+        result.error_lines[-1]
+        .split(" | ")[-1]
+        .startswith("The API rejected the token (HTTP 401 on GET /")
+    )
+    assert result.records("conversations") == []
+    sent = totals(sandbox)
+    assert sent["/me"] == 1
+    assert sandbox.counters.requests(status=401) == sum(sent.values()) - 1
+    assert sent.get(LISTING, 0) <= 1
+    assert sum(sent.values()) - 1 <= 1 + len(EARLY), "what was in flight, nothing after"
