@@ -19,7 +19,10 @@ reads is sent, each path once: the requests are the same, only earlier.
 What differs from one stream after another: a run that ends early (an error in the
 conversations) has sent the reads of the streams it did not reach; a read that spends
 its retries on a dead API stops the requests of the conversations too, as any request
-that gives up does. The threads are daemons: a run that ends does not wait for them.
+that gives up does; a token revoked while they are in flight ends the run at the next
+request with the same 401 line, which may then name a list endpoint. The ledger's and
+the progress lines' request counts leave out the reads no stream has taken yet. The
+threads are daemons: a run that ends does not wait for them.
 """
 
 from __future__ import annotations
