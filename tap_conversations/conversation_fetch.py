@@ -12,6 +12,7 @@ current one is emitted, and handed back in the order asked for.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,9 @@ class ConversationFetcher:
         self._plan = plan
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="fetch")
         self._scopes_settled = False
+        #: Held by the run's first recording request until it has answered.
+        self._first_recording = threading.Lock()
+        self._first_recording_answered = threading.Event()
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -164,15 +168,17 @@ class ConversationFetcher:
         futures: list[Future[ConversationBundle]] = []
         start = 0
         if not self._scopes_settled and listed:
-            # The first conversation alone, so that a missing scope costs one 403, not
-            # one per conversation in flight.
-            first: Future[ConversationBundle] = Future()
+            # The first detail alone, so that a missing transcripts or insights scope
+            # costs one probe and the other details ask only for what the token may
+            # read; its recording and summary then go with the others (the first
+            # recording request still goes alone: see _fetch_recording).
             try:
-                first.set_result(self._fetch_first(listed[0]))
+                first = self._fetch_first(listed[0])
             except Exception as exc:  # noqa: BLE001  # re-raised in order by collect()
-                first.set_exception(exc)
-                return PendingChunk([first], stopped=True)  # nothing learnt: send no more
-            futures.append(first)
+                failed: Future[ConversationBundle] = Future()
+                failed.set_exception(exc)
+                return PendingChunk([failed], stopped=True)  # nothing learnt: send no more
+            futures.append(self._pool.submit(self._with_parts, first))
             start = 1
         futures.extend(self._pool.submit(self._fetch_one, item) for item in listed[start:])
         return PendingChunk(futures)
@@ -200,7 +206,8 @@ class ConversationFetcher:
         return result
 
     def _fetch_first(self, conversation: ListedConversation) -> ConversationBundle:
-        bundle = self._fetch_one(conversation)
+        """The first conversation's detail; the scopes its answer settles, probed where not."""
+        bundle = self._detail_of(conversation)
         conversation_id = conversation.id
         detail = bundle.detail or {}
         for scope, wanted, key in (
@@ -227,21 +234,22 @@ class ConversationFetcher:
             self._scopes.granted(scope)
 
     def _fetch_one(self, conversation: ListedConversation) -> ConversationBundle:
+        return self._with_parts(self._detail_of(conversation))
+
+    def _detail_of(self, conversation: ListedConversation) -> ConversationBundle:
+        """The conversation's detail (or, recordings only, its listed key): the first step."""
         conversation_id, date = conversation.id, conversation.date
-        base = f"/conversations/{conversation_id}"
         if not self._plan.detail:
             # The parent's record is not emitted (not selected); it needs only its key.
             listed = {"id": conversation_id, "date": format_timestamp(date)}
-            bundle = ConversationBundle(conversation_id, date, listed, detail_fetched=False)
-            self._fetch_recording(bundle)
-            return bundle
+            return ConversationBundle(conversation_id, date, listed, detail_fetched=False)
         params = {}
         if self._plan.transcript and not self._scopes.is_missing("transcripts"):
             params["include_transcript"] = "true"
         if self._plan.insights and not self._scopes.is_missing("insights"):
             params["include_insights"] = "true"
         try:
-            detail = self._api.get(base, params)
+            detail = self._api.get(f"/conversations/{conversation_id}", params)
         except NotFoundError:
             return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
         answered = detail.get("id")
@@ -254,16 +262,42 @@ class ConversationFetcher:
                 mask(conversation_id),
             )
             return ConversationBundle(conversation_id, date, None, unavailable=DETAIL_UNAVAILABLE)
-        bundle = ConversationBundle(conversation_id, date, detail)
+        return ConversationBundle(conversation_id, date, detail)
+
+    def _with_parts(self, bundle: ConversationBundle) -> ConversationBundle:
+        """The recording and the summary the plan asks for, after the detail."""
+        if not bundle.detail_fetched:
+            self._fetch_recording(bundle)
+            return bundle
+        if bundle.detail is None:
+            return bundle  # the detail is not available: nothing more to ask now
         if self._plan.recording:
             self._fetch_recording(bundle)
-        if self._plan.summary and detail.get("summary") is not None:
-            bundle.summary = self._optional(base + "/summary", "conversations")
+        if self._plan.summary and bundle.detail.get("summary") is not None:
+            path = f"/conversations/{bundle.conversation_id}/summary"
+            bundle.summary = self._optional(path, "conversations")
             if bundle.summary is None:
                 bundle.unavailable = SUMMARY_UNAVAILABLE
         return bundle
 
     def _fetch_recording(self, bundle: ConversationBundle) -> None:
+        """The recording; the run's first recording request alone, the others after it.
+
+        Until one recording request has answered, the recordings scope is not known:
+        the first goes alone, so that a token without it (or with include_recordings
+        off) costs one 403, not one per conversation in flight.
+        """
+        if not self._first_recording_answered.is_set():
+            with self._first_recording:
+                if not self._first_recording_answered.is_set():
+                    try:
+                        self._recording(bundle)
+                    finally:
+                        self._first_recording_answered.set()
+                    return
+        self._recording(bundle)
+
+    def _recording(self, bundle: ConversationBundle) -> None:
         if self._scopes.is_missing("recordings"):
             return
         path = f"/conversations/{bundle.conversation_id}/recording"

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from tap_conversations.bookmarks import ConversationCheckpoint
-    from tap_conversations.client import ClientStats
     from tap_conversations.conversation_filters import ConversationFilters, ListedConversation
     from tap_conversations.removals import Removal
 
@@ -83,8 +82,14 @@ class RunLedger:
         """Days of conversations fetched again (re-checks): their rows say what changed."""
         self.fetched_days.update(_day(item.date) for item in fetched)
 
-    def finish(self, checkpoint: ConversationCheckpoint, *, ended: str, stats: ClientStats) -> None:
-        """The run's outcome: what is pending now, what stays unproven, what it cost."""
+    def finish(
+        self, checkpoint: ConversationCheckpoint, *, ended: str, requests: int, quota_used: int
+    ) -> None:
+        """The run's outcome: what is pending now, what stays unproven, what it cost.
+
+        `requests`: those sent so far, as a run reading one stream after another
+        counts them (the early reads of streams not reached yet left out).
+        """
         self.pending = defaultdict(Counter)
         for entry in checkpoint.pending.values():
             self.pending[_day(entry.date)][entry.reason] += 1
@@ -94,8 +99,8 @@ class RunLedger:
         )
         self.unproven_ties = Counter(_day(parse_timestamp(d)) for d in checkpoint.unproven_ties)
         self.ended = ended
-        self.requests = stats.requests
-        self.quota_used = stats.conversations_touched
+        self.requests = requests
+        self.quota_used = quota_used
 
     def removal_records(self) -> list[dict[str, Any]]:
         """The `removed_conversations` records of this run."""

@@ -106,6 +106,16 @@ class ListingProgress:
             return min(1.0, self.covered / self.span)
 
 
+def _fetch_requests(api: ApiClient) -> int:
+    """Requests sent so far to one conversation's endpoints (its detail and parts).
+
+    The fetch's requests, not the run's: a list stream's read sent early
+    (early_reads.py) may go while the conversations are fetched.
+    """
+    sent, _ = api.requests_by_endpoint()
+    return sum(n for endpoint, n in sent.items() if endpoint.startswith("/conversations/"))
+
+
 def _parts_sent(by_endpoint: dict[str, int]) -> dict[str, int]:
     """Requests sent per part of a conversation: detail, summary, recording."""
     parts = {"detail": 0, "summary": 0, "recording": 0}
@@ -159,7 +169,7 @@ class ProgressReporter:
         #: Where the listing is (`ConversationLister` tells it).
         self.listing = ListingProgress()
         self._requests_at_run_start = api.stats.requests
-        self._requests_at_start = api.stats.requests
+        self._requests_at_start = _fetch_requests(api)
         self._quota_at_start = api.stats.conversations_touched
         self._sent_at_start = _parts_sent(api.requests_by_endpoint()[0])
         self._interval = PROGRESS_INTERVAL_SECONDS if interval is None else interval
@@ -177,7 +187,7 @@ class ProgressReporter:
         """
         api = self._api
         with self._lock:
-            self._requests_at_start = api.stats.requests
+            self._requests_at_start = _fetch_requests(api)
             self._quota_at_start = api.stats.conversations_touched
             self._sent_at_start = _parts_sent(api.requests_by_endpoint()[0])
             self._parts = parts if parts is not None else self._parts
@@ -237,7 +247,8 @@ class ProgressReporter:
         recording = parts is not None and parts.recording
         summary = with_detail and parts is not None and parts.summary
         per = float(with_detail) + float(recording) + float(summary)
-        spent = self._api.stats.requests - self._requests_at_start
+        # The list pages so far (and the few list streams' reads sent early meanwhile).
+        spent = self._api.stats.requests - self._requests_at_run_start
         pages_left = round(spent * (1 - share) / share)
         conversations = round(listing.listed / share)
         quota_left, quota_stops, fetchable, _ = self._quota(conversations, started=0)
@@ -321,6 +332,8 @@ class ProgressReporter:
         and the request being waited for counts too, so a run kept to the pace never
         measures slower than it.
         """
+        # Every request of the run took a slot of the pace: the list pages, a burst and
+        # the list streams' reads sent early among them.
         sent = self._api.stats.requests - self._requests_at_run_start
         measured = None
         if sent >= MEASURED_PACE_AFTER:
@@ -345,7 +358,7 @@ class ProgressReporter:
     def line(self, *, final: bool = False) -> str:
         """The progress line."""
         stats = self._api.stats
-        spent = stats.requests - self._requests_at_start
+        spent = _fetch_requests(self._api) - self._requests_at_start
         quota = stats.conversations_touched - self._quota_at_start
         done = self._done
         elapsed = self._clock() - self._started

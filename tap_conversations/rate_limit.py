@@ -106,6 +106,8 @@ class RequestPacer:
         self._in_flight: set[int] = set()
         #: Callers holding a slot they wait for (for `seconds_until_sent`).
         self._waiting = 0
+        #: Per thread: how many requests it was let go (`taken_by_this_thread`).
+        self._taken = threading.local()
         self.stats = PacerStats()
 
     def acquire(self) -> int:
@@ -178,6 +180,7 @@ class RequestPacer:
             self._bursting = False
         self._last_release = now
         self.stats.requests += 1
+        self._taken.count = getattr(self._taken, "count", 0) + 1
         return self._tickets
 
     def _reserve(self) -> float:
@@ -185,6 +188,10 @@ class RequestPacer:
         slot = max(self._clock(), self._next_slot, self._resume_at)
         self._next_slot = slot + self.interval
         return slot
+
+    def taken_by_this_thread(self) -> int:
+        """How many requests the calling thread was let go, retries included."""
+        return int(getattr(self._taken, "count", 0))
 
     def pause(self, seconds: float) -> None:
         """Send nothing for `seconds` (the server's Retry-After), from any thread.

@@ -118,6 +118,9 @@ class ListEndpointStream(VersionedFullTableStream, ConversationsApiStream):
     #: Key of the records array in the response; None when the response is the record.
     records_key: ClassVar[str | None] = None
     cost = "1 request per sync"
+    #: Read ahead of this stream's turn, once the token and the state's account are
+    #: proven (early_reads.py); the stream takes the answer when the SDK reaches it.
+    read_early: ClassVar[bool] = True
     #: Each read is the whole current list: a row missing from it was removed at the
     #: source (a user who left, a department switched off), and ACTIVATE_VERSION tells
     #: the loader so (target-postgres marks it in `_sdc_deleted_at`).
@@ -143,8 +146,8 @@ class ListEndpointStream(VersionedFullTableStream, ConversationsApiStream):
             self.activate_version()
 
     def read(self) -> list[dict[str, Any]]:
-        """The endpoint's records (one request)."""
-        payload = self.conversations_tap.api.get(self.path)
+        """The endpoint's records (one request, perhaps sent early)."""
+        payload = self.conversations_tap.early_reads.answer(self.path)
         if self.records_key is None:
             return [payload]
         return records_in(payload, self.path, self.records_key)
@@ -166,10 +169,14 @@ class AccountStream(ListEndpointStream):
     path = "/me"
     primary_keys = ("id",)
     schema = schemas.ACCOUNT
+    # Its answer proves the token: the early reads start after it.
+    read_early = False
 
     def read(self) -> list[dict[str, Any]]:
         """The account, read once per run (the conversations state is tied to it)."""
-        return [self.conversations_tap.account]
+        account = self.conversations_tap.account
+        self.conversations_tap.start_early_reads()
+        return [account]
 
 
 class UsersStream(ListEndpointStream):
@@ -330,7 +337,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             scope for scope in self._selected_scopes() if tap.scopes.is_missing(scope)
         )
         self._save(planner)
-        tap.ledger.finish(checkpoint, ended=QUOTA if stopped else COMPLETE, stats=tap.api.stats)
+        tap.ledger.finish(
+            checkpoint,
+            ended=QUOTA if stopped else COMPLETE,
+            requests=tap.api.stats.requests - tap.early_reads.sent_ahead(),
+            quota_used=tap.api.stats.conversations_touched,
+        )
         self._warn_unlisted_ties(lister)
 
     def _fetch_and_emit(
@@ -518,6 +530,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             )
             raise StateError(msg)
         checkpoint.account_id = account_id
+        self.conversations_tap.start_early_reads()
 
     def _selected_scopes(self) -> set[str]:
         """The scopes of the selected streams of the conversations family."""

@@ -19,6 +19,7 @@ from singer_sdk.singerlib import StateMessage
 from tap_conversations.bookmarks import ConversationCheckpoint
 from tap_conversations.client import ApiClient
 from tap_conversations.clock import Clock, utc_now
+from tap_conversations.early_reads import MAX_EARLY_READS, EarlyReads
 from tap_conversations.errors import AuthenticationError, StateError, TapConversationsError
 from tap_conversations.ledger import RunLedger
 from tap_conversations.rate_limit import RequestPacer
@@ -36,6 +37,7 @@ from tap_conversations.streams import (
     STREAM_TYPES,
     ConversationsApiStream,
     ConversationsStream,
+    ListEndpointStream,
     WebhookDeliveriesStream,
     records_in,
 )
@@ -172,8 +174,29 @@ class TapConversations(SdkTap):
         with self._deliveries_lock:
             if self._deliveries is None:
                 path = WebhookDeliveriesStream.path
-                self._deliveries = records_in(self.api.get(path), path, "deliveries")
+                self._deliveries = records_in(self.early_reads.answer(path), path, "deliveries")
             return self._deliveries
+
+    @cached_property
+    def early_reads(self) -> EarlyReads:
+        """The one-off reads of the run's list streams, sent ahead of their turn."""
+        return EarlyReads(self.api)
+
+    def start_early_reads(self) -> None:
+        """The token works and the state is this account's: the one-off reads go now.
+
+        Called once `/me` has answered and a state's account was checked (the account
+        stream, the conversations stream's claim); the reads are those of the selected
+        list streams that read early, each stream takes its answer in its turn.
+        """
+        self.early_reads.start(
+            stream.path
+            for stream in self.streams.values()
+            if isinstance(stream, ListEndpointStream)
+            and stream.read_early
+            and stream.selected
+            and not self.scopes.is_missing(stream.scope)
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._deliveries_lock = threading.Lock()
@@ -210,7 +233,9 @@ class TapConversations(SdkTap):
                 burst_in_flight=settings.max_parallel_requests,
             ),
             timeout_seconds=settings.request_timeout_seconds,
-            max_connections=settings.max_parallel_requests + 1,
+            # One per parallel request, one for the thread that starts them, one per
+            # early read (early_reads.py).
+            max_connections=settings.max_parallel_requests + 1 + MAX_EARLY_READS,
             user_agent=f"tap-conversations/{_package_version()}",
         )
 
