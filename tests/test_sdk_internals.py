@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import inspect
 import socket
 import threading
@@ -20,6 +21,7 @@ import requests
 from singer_sdk import Stream, Tap
 
 from tap_conversations import pooled_get, sdk_internals
+from tap_conversations.tap import TapConversations, installed_version
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -223,3 +225,14 @@ def test_a_refused_connection_is_the_requests_error_session_get_raises() -> None
         pooled_get.PooledGet(session, base_url, (5, 5)).get("/me", None)
     assert type(pooled.value) is type(by_session.value)
     assert type(pooled.value.args[0]) is type(by_session.value.args[0])
+
+
+@pytest.mark.parametrize("package", ["tap-conversations", "singer_sdk", "singer-sdk", "requests"])
+def test_the_version_read_from_the_metadata_headers_is_importlib_metadatas(package: str) -> None:
+    assert installed_version(package) == importlib.metadata.version(package)
+
+
+def test_the_versions_the_sdk_logs_are_its_own() -> None:
+    assert TapConversations.plugin_version == importlib.metadata.version("tap-conversations")
+    assert TapConversations.get_sdk_version() == importlib.metadata.version("singer-sdk")
+    assert installed_version("no-such-distribution-here") is None
