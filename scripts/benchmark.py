@@ -42,9 +42,9 @@ in-process sandbox (the scenarios' size), each under `valgrind --tool=cachegrind
 conversation side by side, with ours/naive. Counted instructions do not move with the
 machine's load, unlike CPU seconds. A run with nothing selected is counted too
 (start-up: interpreter, imports, catalog), and the count per conversation without it.
-Always on when valgrind is installed (about 4 minutes at the default size, 1 with
---quick; cachegrind runs a program some 30-50 times slower); `--no-instructions`
-skips it.
+Always on when valgrind is installed (about 4 more minutes at the default size, most
+of it the naive tap's, 2 with --quick; cachegrind runs a program some 30-50 times
+slower); `--no-instructions` skips it.
 """
 
 from __future__ import annotations
