@@ -35,17 +35,32 @@ not a one-minute burst allowance. Columns:
              polled from /proc (ru_maxrss would include this process's memory,
              which the child shares between fork and exec)
   SCHEMA     SCHEMA messages written
+
+Instructions (a section of its own, after the table): where `valgrind` is on PATH,
+both taps also sync every stream but transcript_segments, unthrottled, from the same
+in-process sandbox (the scenarios' size), each under `valgrind --tool=cachegrind
+--cache-sim=no`, and the section prints cachegrind's instruction count ("I refs") per
+conversation side by side, with ours/naive. Counted instructions do not move with the
+machine's load, unlike CPU seconds. A run with nothing selected is counted too
+(start-up: interpreter, imports, catalog), and the count per conversation without it.
+Always on when valgrind is installed (about 4 more minutes at the default size, most
+of it the naive tap's, 2 with --quick; cachegrind runs a program some 30-50 times
+slower); `--no-instructions` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import copy
 import dataclasses
 import datetime as dt
 import json
 import math
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -337,6 +352,89 @@ def startup_cpu(tap: Tap, window: float) -> float:
     return min(samples)
 
 
+VALGRIND = shutil.which("valgrind")
+
+
+@dataclass
+class Instructions:
+    """Cachegrind's instruction counts of one tap: a sync, and a run with nothing selected."""
+
+    name: str
+    listed: int
+    sync: int
+    startup: int
+
+    @property
+    def per_conversation(self) -> float:
+        return self.sync / self.listed
+
+    @property
+    def per_conversation_less_startup(self) -> float:
+        return max(self.sync - self.startup, 0) / self.listed
+
+
+def counted_instructions(
+    tap: Tap, streams: tuple[str, ...], conversations: int, window: float
+) -> tuple[int, int, int]:
+    """(instructions, listed conversations, exit code) of one unthrottled sync."""
+    assert VALGRIND is not None  # noqa: S101
+    log = tap.workdir / f"{tap.name}-cachegrind.log"
+    counted = copy.copy(tap)  # shares the catalogs: no discovery under valgrind
+    command = tap.command if tap.command[0] == sys.executable else [sys.executable, *tap.command]
+    counted.command = [
+        VALGRIND,
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        f"--log-file={log}",
+        *command,
+    ]
+    title = "every stream, unthrottled, under cachegrind"
+    scenario = Scenario("i", title, streams, 100_000, 0.0, conversations)
+    run = run_tap(counted, scenario, extra={}, label=tap.name, window=window)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", log.read_text())
+    if found is None:
+        msg = f"no instruction count in {log}"
+        raise RuntimeError(msg)
+    return int(found[1].replace(",", "")), run.listed, run.returncode
+
+
+def instructions(tap: Tap, conversations: int, window: float) -> Instructions:
+    """Count a sync of every stream and a run with nothing selected, under cachegrind."""
+    with Sandbox(seed=SEED, conversations=1) as sb:  # the catalogs, outside valgrind
+        config = tap.config(sb, 100_000, {})
+        tap.catalog(EVERY, config)
+        tap.catalog(("__none__",), config)
+    sync, listed, code = counted_instructions(tap, EVERY, conversations, window)
+    startup, _, _ = counted_instructions(tap, ("__none__",), 0, window)
+    if code != 0:
+        msg = f"{tap.name} exited {code} under valgrind"
+        raise RuntimeError(msg)
+    return Instructions(tap.name, listed, sync, startup)
+
+
+def instructions_table(counts: list[Instructions]) -> str:
+    head = (
+        "| tap | conversations | instructions | start-up (nothing selected) | "
+        "instructions/conv | less start-up | ours/naive |"
+    )
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    naive = next((c for c in counts if c.name == "naive"), None)
+    for c in counts:
+        ratio = (
+            f"{c.per_conversation / naive.per_conversation:.3f} "
+            f"({c.per_conversation_less_startup / naive.per_conversation_less_startup:.3f})"
+            if naive is not None and c is not naive
+            else ""
+        )
+        rows.append(
+            f"| {c.name} | {c.listed} | {c.sync / 1e9:.2f} G | {c.startup / 1e9:.2f} G | "
+            f"{c.per_conversation / 1e6:.1f} M | {c.per_conversation_less_startup / 1e6:.1f} M | "
+            f"{ratio} |"
+        )
+    return "\n".join(rows)
+
+
 def machine() -> str:
     model = "unknown CPU"
     with Path("/proc/cpuinfo").open() as cpuinfo:
@@ -462,6 +560,28 @@ def throughput(runs: list[Run]) -> list[str]:
     return lines
 
 
+def report(runs: list[Run], counts: list[Instructions]) -> None:
+    """The figures side by side: the table, throughput, instructions, the targets."""
+    print()
+    print(table(runs))
+    for run in runs:
+        for note in run.notes:
+            print(f"note: {run.scenario.key}) {run.name}: {note}")
+    if throughput(runs):
+        print()
+        print("\n".join(throughput(runs)))
+    if counts:
+        print()
+        print(
+            "instructions (valgrind cachegrind, I refs; every stream but transcript_segments, "
+            "unthrottled; ours/naive per conversation, in brackets less start-up):"
+        )
+        print(instructions_table(counts))
+    print()
+    print("targets (issues 4 and 21):")
+    print("\n".join(targets(runs)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer conversations (≈ 2 min)")
@@ -480,6 +600,11 @@ def main() -> int:
         "--ours-only", action="store_true", help="skip the naive tap (quicker, no side by side)"
     )
     parser.add_argument("--conversations", type=int, help="sandbox size (default 160: 121 listed)")
+    parser.add_argument(
+        "--no-instructions",
+        action="store_true",
+        help="skip the instruction counts under valgrind (on by default when installed)",
+    )
     args = parser.parse_args()
     size = args.conversations or (60 if args.quick else 160)
     big = 540 if args.quick else 1350
@@ -508,6 +633,10 @@ def main() -> int:
         ),
     }
     started = time.monotonic()
+    # The tap's modules as an installed package has them, byte-compiled: with
+    # PYTHONDONTWRITEBYTECODE set, every start would compile them again (a quarter of
+    # the start-up's instructions).
+    compileall.compile_dir(ROOT / "tap_conversations", quiet=1)
     print(f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}")
     print(f"machine: {machine()}")
     runs: list[Run] = []
@@ -545,17 +674,12 @@ def main() -> int:
                         f"{run.requests} requests  {run.limited} x 429  exit {run.returncode}",
                         flush=True,
                     )
-    print()
-    print(table(runs))
-    for run in runs:
-        for note in run.notes:
-            print(f"note: {run.scenario.key}) {run.name}: {note}")
-    if throughput(runs):
-        print()
-        print("\n".join(throughput(runs)))
-    print()
-    print("targets (issues 4 and 21):")
-    print("\n".join(targets(runs)))
+        counts: list[Instructions] = []
+        if VALGRIND is not None and not args.no_instructions:
+            for tap in taps.values():
+                counts.append(instructions(tap, size, args.window_seconds))
+                print(f"  instructions: {tap.name} counted", flush=True)
+    report(runs, counts)
     print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
     return 0
 

@@ -4,7 +4,8 @@
     python scripts/readme_tables.py --check  # exit 1 if README.md is out of date
 
 The settings table is the one `tap-conversations --about --format markdown` prints;
-the streams table comes from each stream's declarations (key, scope, cost).
+the streams table comes from each stream's declarations (key, scope, cost); the
+instructions table is the one measured in docs/BENCHMARK.md (`scripts/benchmark.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tap_conversations.streams import STREAM_TYPES
 from tap_conversations.tap import TapConversations
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+BENCHMARK = README.parent / "docs" / "BENCHMARK.md"
 
 
 def settings_table() -> str:
@@ -60,6 +62,20 @@ def streams_table() -> str:
     return "\n".join(rows)
 
 
+def instructions_table() -> str:
+    """The instructions table of docs/BENCHMARK.md, between the same markers."""
+    text = BENCHMARK.read_text(encoding="utf-8")
+    match = re.search(
+        r"<!-- instructions-table:start -->\n(.*?\n)<!-- instructions-table:end -->",
+        text,
+        re.DOTALL,
+    )
+    if match is None:
+        msg = "docs/BENCHMARK.md lacks the instructions-table markers"
+        raise RuntimeError(msg)
+    return match.group(1).strip()
+
+
 def _replacement(table: str) -> Any:  # noqa: ANN401  # re's callback type
     def replace(match: re.Match[str]) -> str:
         return match.group(1) + table + "\n" + match.group(2)
@@ -69,7 +85,12 @@ def _replacement(table: str) -> Any:  # noqa: ANN401  # re's callback type
 
 def render(text: str) -> str:
     """README text with both tables replaced by freshly generated ones."""
-    for name, table in (("settings", settings_table()), ("streams", streams_table())):
+    tables = (
+        ("settings", settings_table()),
+        ("streams", streams_table()),
+        ("instructions", instructions_table()),
+    )
+    for name, table in tables:
         pattern = re.compile(
             rf"(<!-- {name}-table:start -->\n)(?:.*?\n)?(<!-- {name}-table:end -->)", re.DOTALL
         )

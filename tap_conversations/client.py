@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import backoff
@@ -46,6 +46,7 @@ from tap_conversations.errors import (
     RecordingsDisabledError,
     TransientApiError,
 )
+from tap_conversations.pooled_get import Answered, PooledGet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -223,6 +224,20 @@ def rate_limit_remaining(headers: Mapping[str, str]) -> int | None:
     return remaining if remaining >= 0 else None
 
 
+class Answer(Protocol):
+    """What the error lines read of an answer (`Answered`, or a `requests.Response`)."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers, by case-insensitive name."""
+        ...
+
+
 @dataclass
 class ClientStats:
     """Counts kept by the client (thread-safe through its lock), for progress and tests."""
@@ -304,6 +319,9 @@ class ApiClient:
             }
         )
         self._session = session
+        # Every GET goes through the session's pool without requests' per-request work
+        # (57 % of the tap's instructions; see pooled_get.py): same headers, proxy, TLS.
+        self._pooled = PooledGet(session, self.base_url, self._timeout)
         # Quoted server content is masked for this token while the client lives.
         redaction.register(token)
         # Closed with the client, or at exit: no call site has to remember it.
@@ -383,21 +401,17 @@ class ApiClient:
         with self._lock:
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1
-        deadline = time.monotonic() + self._deadline_seconds
+        sent = time.monotonic()
+        deadline = sent + self._deadline_seconds
         remaining: int | None = None
         try:
             try:
-                response = self._session.get(
-                    self.base_url + path,
-                    params=params,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                    stream=True,
-                )
-                remaining = rate_limit_remaining(response.headers)
+                raw = self._send(path, params)
+                remaining = rate_limit_remaining(raw.headers)
             finally:
                 self.pacer.answered(ticket, remaining)
-            body = self._read_body(response, deadline, endpoint)
+            latency = time.monotonic() - sent
+            body = self._read_body(raw, deadline, endpoint)
         except requests.exceptions.RequestException as exc:
             # Named by its cause, never quoted: the exception text can hold the URL.
             self._count_transient()
@@ -410,7 +424,8 @@ class ApiClient:
             raise TransientApiError(msg) from None
         self._answered = True
         with self._lock:
-            self.stats.last_latency = response.elapsed.total_seconds()
+            self.stats.last_latency = latency
+        response = Answered(raw.status, raw.headers)
         if response.status_code < HTTPStatus.MULTIPLE_CHOICES:
             payload = self._decode(response, body, endpoint)
             if conversation_id is not None:
@@ -419,6 +434,10 @@ class ApiClient:
                     self.stats.conversations_touched = len(self._touched)
             return payload
         raise self._error_for(response, body, endpoint)
+
+    def _send(self, path: str, params: Mapping[str, str] | None) -> urllib3.BaseHTTPResponse:
+        """Send the GET; the answer's status and headers, its body still to read."""
+        return self._pooled.get(path, params)
 
     def _connection_failure(
         self, exc: requests.exceptions.RequestException, endpoint: str
@@ -527,7 +546,7 @@ class ApiClient:
             self._gave_up = self._gave_up or error
 
     @staticmethod
-    def _read_body(response: requests.Response, deadline: float, endpoint: str) -> bytes:
+    def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, endpoint: str) -> bytes:
         """The whole decoded body, or TimeoutError once the request's deadline has passed.
 
         The read timeout bounds each wait for bytes; a server that sends one byte at a
@@ -545,7 +564,7 @@ class ApiClient:
             while True:
                 if time.monotonic() > deadline:
                     raise TimeoutError
-                chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+                chunk = response.read1(READ_CHUNK_BYTES, decode_content=True)
                 if not chunk:
                     return b"".join(chunks)
                 size += len(chunk)
@@ -566,9 +585,12 @@ class ApiClient:
             # A cut or broken body, as requests itself would report it.
             raise requests.exceptions.ConnectionError(type(error).__name__) from None
         finally:
+            # As requests' Response.close: a connection whose answer was not read to
+            # its end is closed; a whole answer's connection goes back to the pool.
             response.close()
+            response.release_conn()
 
-    def _decode(self, response: requests.Response, body: bytes, endpoint: str) -> dict[str, Any]:
+    def _decode(self, response: Answer, body: bytes, endpoint: str) -> dict[str, Any]:
         try:
             payload = _JSON_DECODER.decode(body)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
@@ -587,7 +609,7 @@ class ApiClient:
         return payload
 
     def _error_for(  # noqa: PLR0911  # one return per kind of answer reads best
-        self, response: requests.Response, raw_body: bytes, endpoint: str
+        self, response: Answer, raw_body: bytes, endpoint: str
     ) -> Exception:
         status = response.status_code
         try:
@@ -630,7 +652,7 @@ class ApiClient:
         known = isinstance(scope, str) and scope in KNOWN_SCOPES
         return MissingScopeError(endpoint, scope if known else None)
 
-    def _redirect_message(self, response: requests.Response, endpoint: str) -> str:
+    def _redirect_message(self, response: Answer, endpoint: str) -> str:
         """Where a redirect pointed (scheme and host only), and what to do about it."""
         location = urlsplit(response.headers.get("Location", ""))
         target = (
@@ -643,9 +665,7 @@ class ApiClient:
             "the token is not sent on. Set api_url to the final base URL (ending in /api/v1)."
         )
 
-    def _too_many_requests(
-        self, response: requests.Response, code: object, endpoint: str
-    ) -> Exception:
+    def _too_many_requests(self, response: Answer, code: object, endpoint: str) -> Exception:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if code == "quota_exceeded":
             error = QuotaExceededError(retry_after)

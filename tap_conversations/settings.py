@@ -10,7 +10,6 @@ It also checks what JSON Schema cannot say: where `api_url` sends the token.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import ipaddress
 import re
 import unicodedata
@@ -194,6 +193,8 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
         if key in names or key.startswith("_"):
             continue
         shown = repr(key[:SHOWN_KEY_CHARS])
+        import difflib  # noqa: PLC0415  # only a misspelled setting needs it
+
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
         hint = (
             f"did you mean {close[0]}?"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ import sys
 import threading
 from collections import defaultdict
 from functools import cached_property
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import StateMessage
@@ -56,11 +57,27 @@ quiet_sdk_logs(
 )
 
 
-def _package_version() -> str:
+@functools.cache
+def installed_version(package: str) -> str | None:
+    """The installed distribution's version, read from its metadata's headers alone.
+
+    `importlib.metadata.version` parses the whole METADATA file as an e-mail message,
+    the long description (the README) included: some 20 M instructions a call, three
+    calls a run (the SDK's start-up line names the tap's and the SDK's version, the
+    User-Agent the tap's). The headers end at the first blank line.
+    """
     try:
-        return version("tap-conversations")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+        text = distribution(package).read_text("METADATA") or ""
+    except PackageNotFoundError:
+        return None
+    for line in text.partition("\n\n")[0].splitlines():
+        if line.startswith("Version:"):
+            return line.partition(":")[2].strip()
+    return version(package)
+
+
+def _package_version() -> str:
+    return installed_version("tap-conversations") or "0+unknown"
 
 
 class TapConversations(SdkTap):
@@ -215,6 +232,16 @@ class TapConversations(SdkTap):
     def log_summary(self) -> None:
         """The sync's closing line (called once, after every stream)."""
         LOGGER.info("%s", self.summary.line(self.api.stats))
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        """The tap's version, as the SDK's, read once (see `installed_version`)."""
+        return installed_version(cls.package_name or cls.name) or super().get_plugin_version()
+
+    @classmethod
+    def get_sdk_version(cls) -> str:
+        """The SDK's version, as the SDK reads it, read once (see `installed_version`)."""
+        return installed_version("singer_sdk") or super().get_sdk_version()
 
     @cached_property
     def settings(self) -> Settings:

@@ -245,7 +245,7 @@ def _connect_timeout(*_args: Any, **_kwargs: Any) -> Any:
 def test_a_connect_timeout_at_first_contact_says_check_reachability(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(requests.Session, "get", _connect_timeout)
+    monkeypatch.setattr(ApiClient, "_send", _connect_timeout)
     api = _client("https://api.example.test/api/v1", timeout=60)
     with pytest.raises(ConnectionFailedError) as caught:
         api.get("/me")

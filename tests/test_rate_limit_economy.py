@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from tap_conversations import progress
 from tap_conversations import tap as tap_module
+from tap_conversations.client import ApiClient
 from tests.harness import ALL_STREAMS, SyncOutput, catalog_selecting, run_sync, tap_config
 from tests.helpers import TAP_EXE, cli_env
 from tests.listing_model import PAGE, expected_list_requests
@@ -321,24 +321,24 @@ def test_retry_after_is_shared_by_every_thread(
     sb.faults.endpoints = {DETAIL}
     sent: list[Sent] = []
     lock = threading.Lock()
-    original_get = requests.Session.get
+    original_send = ApiClient._send
 
-    def get(self: requests.Session, url: str | bytes, **kwargs: Any) -> requests.Response:
+    def send(self: ApiClient, path: str, params: Any) -> Any:
         at = time.monotonic()
-        response = original_get(self, url, **kwargs)
+        response = original_send(self, path, params)
         header = response.headers.get("Retry-After")
         with lock:
             sent.append(
                 Sent(
                     threading.current_thread().name,
                     at,
-                    response.status_code,
+                    response.status,
                     float(header) if header else None,
                 )
             )
         return response
 
-    monkeypatch.setattr(requests.Session, "get", get)
+    monkeypatch.setattr(ApiClient, "_send", send)
     config = tap_config(sb, max_requests_per_minute=1200, max_parallel_requests=4)
     out = run_sync(config, streams=CORE)
 

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import inspect
+import socket
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import requests
 from singer_sdk import Stream, Tap
 
-from tap_conversations import sdk_internals
+from tap_conversations import pooled_get, sdk_internals
+from tap_conversations.tap import TapConversations, installed_version
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Each private member with the parameters the fence was written against (singer-sdk 0.54).
 EXPECTED_PARAMETERS: dict[tuple[type, str], list[str]] = {
@@ -116,3 +125,114 @@ def test_state_writes_only_when_the_state_changed_without_copying_it() -> None:
     # The same content with its keys in another order is the same state.
     write({"bookmarks": {"conversations": {"seen": {}, "pending": {"a": {"date": "y"}}}}})
     assert len(written) == 2
+
+
+# --- requests and urllib3 below Session.get (tap_conversations/pooled_get.py) ------------
+
+
+@pytest.mark.parametrize(("owner", "name", "parameters"), pooled_get.FENCED_MEMBERS)
+def test_each_requests_member_the_pooled_get_uses_has_the_same_parameters(
+    owner: str, name: str, parameters: tuple[str, ...]
+) -> None:
+    module_name, class_name = owner.rsplit(".", 1)
+    member = getattr(getattr(importlib.import_module(module_name), class_name), name, None)
+    assert callable(member), f"requests no longer has {owner}.{name}"
+    assert tuple(inspect.signature(member).parameters) == parameters, (
+        f"requests changed {owner}.{name}{inspect.signature(member)}; "
+        "review tap_conversations/pooled_get.py"
+    )
+
+
+class RecordingServer:
+    """Answers every GET with `{}` and keeps each request's bytes as they arrived."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                self.requests.append(received)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+                )
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def recording_server() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("base_path", "path", "params"),
+    [
+        ("/api/v1", "/me", None),
+        (
+            "/api/v1",
+            "/conversations",
+            {"limit": "25", "date_from": "2026-11-27T10:00:00.000+01:00", "medium": "a b&c"},
+        ),
+        ("/api/v1", "/conversations/3fa85f64-5717-4562-b3fc-2c963f66afa6", {"x": "1"}),
+        ("/api/v1", "/conversations/odd id %41/ä?/summary", None),  # requests re-quotes it
+        ("", "/users", {}),
+    ],
+)
+def test_a_pooled_get_sends_the_bytes_session_get_sends(
+    recording_server: RecordingServer, base_path: str, path: str, params: dict[str, str] | None
+) -> None:
+    base_url = f"http://127.0.0.1:{recording_server.port}{base_path}"
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.update({"Authorization": "Bearer mt_x", "Accept": "application/json"})
+    session.get(base_url + path, params=params, timeout=(5, 5), allow_redirects=False).close()
+    answer = pooled_get.PooledGet(session, base_url, (5, 5)).get(path, params)
+    assert answer.status == 200
+    answer.read()
+    answer.release_conn()
+    session.close()
+    by_session, pooled = recording_server.requests
+    assert pooled == by_session
+
+
+def test_a_refused_connection_is_the_requests_error_session_get_raises() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/api/v1"
+    session = requests.Session()
+    with pytest.raises(requests.exceptions.ConnectionError) as by_session:
+        session.get(base_url + "/me", timeout=(5, 5))
+    with pytest.raises(requests.exceptions.ConnectionError) as pooled:
+        pooled_get.PooledGet(session, base_url, (5, 5)).get("/me", None)
+    assert type(pooled.value) is type(by_session.value)
+    assert type(pooled.value.args[0]) is type(by_session.value.args[0])
+
+
+@pytest.mark.parametrize("package", ["tap-conversations", "singer_sdk", "singer-sdk", "requests"])
+def test_the_version_read_from_the_metadata_headers_is_importlib_metadatas(package: str) -> None:
+    assert installed_version(package) == importlib.metadata.version(package)
+
+
+def test_the_versions_the_sdk_logs_are_its_own() -> None:
+    assert TapConversations.plugin_version == importlib.metadata.version("tap-conversations")
+    assert TapConversations.get_sdk_version() == importlib.metadata.version("singer-sdk")
+    assert installed_version("no-such-distribution-here") is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -17,12 +19,15 @@ from tap_conversations.bookmarks import (
     parse_timestamp,
 )
 from tap_conversations.conversation_filters import ListedConversation
-from tests.harness import ALL_STREAMS, run_sync, tap_config
+from tap_conversations.tap import TapConversations
+from tests.harness import ALL_STREAMS, catalog_selecting, run_sync, tap_config
+from tests.helpers import Answer, crafted_config
 from tests.listing_model import PAGE, expected_list_requests
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tests.helpers import CraftedApi
     from tests.sandbox import Sandbox
 
 CONVERSATION_CHILDREN = (
@@ -404,3 +409,60 @@ def test_listing_in_date_slices_when_latency_bounds_it(
     # Slicing shows as a few extra, partial pages: one per slice at most, and the one
     # boundary item each slice's walk re-lists.
     assert serial_walk < listed <= serial_walk + 2 * 8
+
+
+USER_ROW = {
+    "id": "6f1c2d3e-0000-4000-8000-0000000000a1",
+    "full_name": "Ada",
+    "email": "ada@example.com",
+    "role": "owner",
+    "team_id": None,
+    "team_name": None,
+}
+
+
+def _users_sync(crafted: Callable[..., CraftedApi], catalog_edit: Callable[[dict], None]) -> Any:
+    user = {**USER_ROW, "nickname": "a field the schema lacks"}
+    users = [dict(USER_ROW), user, dict(USER_ROW)]
+    api = crafted(lambda _path, _query: Answer(body={"users": users}))
+    config = crafted_config(api)
+    catalog = catalog_selecting(config, ["users"])
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == "users":
+            catalog_edit(entry["schema"])
+    tap = TapConversations(config=config, catalog=catalog)
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8")
+    with contextlib.redirect_stdout(stdout):
+        tap.sync_all()
+    stdout.flush()
+    tap.api.close()
+    return [json.loads(line) for line in raw.getvalue().decode("utf-8").splitlines()]
+
+
+def test_a_field_the_schema_lacks_is_dropped_and_named_as_the_sdk_does(
+    crafted: Callable[..., CraftedApi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's top-level conforming, skipped where it changes nothing, still drops it.
+
+    The record with the extra field comes after one without: the conforming is decided
+    for each record, not carried over from the one before.
+    """
+    messages = _users_sync(crafted, lambda _schema: None)
+    records = [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == "users"]
+    assert records == [USER_ROW, USER_ROW, USER_ROW]
+    dropped = [r.getMessage() for r in caplog.records if "not found in catalog" in r.getMessage()]
+    sdk_line = (
+        "Properties ('nickname',) were present in the 'users' stream but not found in "
+        "catalog schema. Ignoring."
+    )
+    assert dropped == [sdk_line]
+
+
+def test_a_catalog_schema_without_a_field_drops_it_from_every_record(
+    crafted: Callable[..., CraftedApi],
+) -> None:
+    messages = _users_sync(crafted, lambda schema: schema["properties"].pop("role"))
+    records = [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == "users"]
+    without_role = {k: v for k, v in USER_ROW.items() if k != "role"}
+    assert records == [without_role, without_role, without_role]
