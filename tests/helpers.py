@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 _EXE = Path(sys.executable).with_name("tap-conversations")
 TAP_EXE = str(_EXE) if _EXE.exists() else (shutil.which("tap-conversations") or "tap-conversations")
+#: On a CLI run's PYTHONPATH: its sitecustomize.py shortens the waits between retries.
+FAST_RETRIES_DIR = Path(__file__).resolve().parent / "fast_retries"
 #: Environment variables that would change what the CLI does under test.
 _ENV_DROP = ("LOGLEVEL", "TAP_CONVERSATIONS_LOGLEVEL", "SINGER_SDK_LOG_CONFIG")
 
@@ -211,9 +213,18 @@ def run_cli(  # noqa: PLR0913
     state: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    fast_retries: bool = False,
 ) -> CliResult:
-    """Run `tap-conversations --config <file> [--catalog] [--state] *args` to its end."""
+    """Run `tap-conversations --config <file> [--catalog] [--state] *args` to its end.
+
+    With `fast_retries` the run's transient retries wait milliseconds, not seconds
+    (tests/fast_retries/sitecustomize.py): as many retries, the same last line.
+    """
     command = [TAP_EXE]
+    run_env = env or cli_env()
+    if fast_retries:
+        paths = [str(FAST_RETRIES_DIR), run_env.get("PYTHONPATH", "")]
+        run_env = {**run_env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     for name, value in (("config", config), ("catalog", catalog), ("state", state)):
         if value is not None:
             path = workdir / f"{name}.json"
@@ -224,7 +235,7 @@ def run_cli(  # noqa: PLR0913
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env or cli_env(),
+        env=run_env,
         cwd=workdir,
         check=False,
     )

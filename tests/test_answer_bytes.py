@@ -203,7 +203,7 @@ def test_a_body_that_is_not_utf8_is_retried_then_one_line(
     httpserver.expect_request("/api/v1/me").respond_with_data(
         answer.raw(), status=answer.status, content_type=answer.content_type
     )
-    result = run_cli(tmp_path, config_for(httpserver))
+    result = run_cli(tmp_path, config_for(httpserver), fast_retries=True)
     assert result.returncode == 1
     assert_no_traceback(result)
     assert result.error_lines[-1].endswith(expected)
