@@ -1,9 +1,10 @@
 # Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
 """Shared parts of the many-accounts tests: real meltano, one PostgreSQL, a system DB on it.
 
-One PostgreSQL server holds both the warehouse (database ``postgres``, a schema per
-account) and Meltano's system database (database ``meltano_system``), which is the
-state backend every project directory and worker shares
+One PostgreSQL server (the session's, tests/postgres.py) holds, for each module, both
+the warehouse (a database ``fleet_N``, a schema per account) and Meltano's system
+database (``meltano_system_N``), which is the state backend every project directory and
+worker of the module shares
 (``MELTANO_DATABASE_URI=postgresql+psycopg://...``; psycopg comes with
 ``meltano[postgres]``, which scripts/setup.sh installs).
 """
