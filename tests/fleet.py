@@ -1,9 +1,10 @@
 # Copyright 2026 tap-conversations contributors. SPDX-License-Identifier: Apache-2.0
 """Shared parts of the many-accounts tests: real meltano, one PostgreSQL, a system DB on it.
 
-One PostgreSQL server holds both the warehouse (database ``postgres``, a schema per
-account) and Meltano's system database (database ``meltano_system``), which is the
-state backend every project directory and worker shares
+One PostgreSQL server (the session's, tests/postgres.py) holds, for each module, both
+the warehouse (a database ``fleet_N``, a schema per account) and Meltano's system
+database (``meltano_system_N``), which is the state backend every project directory and
+worker of the module shares
 (``MELTANO_DATABASE_URI=postgresql+psycopg://...``; psycopg comes with
 ``meltano[postgres]``, which scripts/setup.sh installs).
 """
@@ -13,9 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +22,14 @@ import psycopg
 import pytest
 
 from tap_conversations.tap import TapConversations
-from tests.helpers import meltano_environ, required_meltano
-from tests.postgres import PostgresServer, PostgresUnavailableError, unavailable
+from tests.helpers import MeltanoRunner, meltano_environ
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tests.postgres import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENT = "dev"
 SYSTEM_DB = "meltano_system"
-RUN_TIMEOUT_SECONDS = 300
 DETAIL = "/conversations/{id}"
 #: What a fresh clone holds: the tracked files, never venvs, plugin venvs or outputs.
 UNTRACKED = (".git", ".venv", ".meltano", "output", "target", "__pycache__", "*.egg-info", ".env")
@@ -43,19 +40,26 @@ def state_id(suffix: str) -> str:
     return f"{ENVIRONMENT}:tap-conversations-to-target-postgres:{suffix}"
 
 
-@dataclass
-class Fleet:
+@dataclass(kw_only=True)
+class Fleet(MeltanoRunner):
     """Real meltano against one PostgreSQL: the warehouse and the shared state backend."""
 
-    exe: Path
     postgres: PostgresServer
-    env: dict[str, str] = field(default_factory=dict)
+    system_db: str = SYSTEM_DB
 
     @property
     def system_db_uri(self) -> str:
         """Meltano's system database (and state backend) on the shared PostgreSQL."""
         pg = self.postgres
-        return f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{SYSTEM_DB}"
+        return f"postgresql+psycopg://{pg.user}@{pg.host}:{pg.port}/{self.system_db}"
+
+    def environ(self, project: Path) -> dict[str, str]:
+        """Any project directory, with the system database every directory shares."""
+        return {
+            **self.env,
+            "MELTANO_PROJECT_ROOT": str(project),
+            "MELTANO_DATABASE_URI": self.system_db_uri,
+        }
 
     def target_env(self, schema: str) -> dict[str, str]:
         """target-postgres into the warehouse, in `schema`."""
@@ -69,38 +73,6 @@ class Fleet:
             "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
         }
 
-    def run(
-        self,
-        *args: str,
-        project: Path = REPO_ROOT,
-        extra_env: dict[str, str] | None = None,
-        check: bool = True,
-    ) -> subprocess.CompletedProcess[str]:
-        """``meltano ARGS`` in `project`; on error (with `check`) fail with the output's tail."""
-        started = time.monotonic()
-        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
-            [str(self.exe), *args],
-            cwd=project,
-            env={
-                **self.env,
-                "MELTANO_PROJECT_ROOT": str(project),
-                "MELTANO_DATABASE_URI": self.system_db_uri,
-                **(extra_env or {}),
-            },
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            tail = "\n".join((result.stderr + result.stdout).splitlines()[-80:])
-            pytest.fail(
-                f"`meltano {' '.join(args)}` in {project} exited {result.returncode} after "
-                f"{time.monotonic() - started:.1f}s:\n{tail}",
-                pytrace=False,
-            )
-        return result
-
     def state(self, state_id: str, project: Path = REPO_ROOT) -> dict[str, Any]:
         """The Singer state the shared backend holds for `state_id`, read by meltano."""
         stored = json.loads(self.run("state", "get", state_id, project=project).stdout)
@@ -110,7 +82,7 @@ class Fleet:
     def stored_state(self, state_id: str) -> dict[str, Any] | None:
         """The Singer state in the system database's `state` table, read without meltano."""
         pg = self.postgres
-        conninfo = f"host={pg.host} port={pg.port} user={pg.user} dbname={SYSTEM_DB}"
+        conninfo = f"host={pg.host} port={pg.port} user={pg.user} dbname={self.system_db}"
         with psycopg.connect(conninfo) as conn:
             row = conn.execute(
                 "SELECT completed_state FROM state WHERE state_id = %s", (state_id,)
@@ -139,28 +111,21 @@ def fresh_clone(destination: Path) -> Path:
 
 
 @pytest.fixture(scope="module", name="fleet")
-def fleet_fixture() -> Iterator[Fleet]:
-    """Meltano with the plugins installed, a PostgreSQL with the system DB created."""
-    exe = required_meltano()
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailableError as error:
-        unavailable(f"PostgreSQL could not start: {error}")
-    try:
-        with psycopg.connect(server.conninfo, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {SYSTEM_DB}")
-        env = {
-            **meltano_environ(),
-            "MELTANO_ENVIRONMENT": ENVIRONMENT,
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "NO_COLOR": "1",
-        }
-        tool = Fleet(exe=exe, postgres=server, env=env)
-        # Up to date after scripts/setup.sh: then this only checks the plugin venvs.
-        tool.run("install", "tap-conversations", "target-postgres")
-        yield tool
-    finally:
-        server.stop()
+def fleet_fixture(postgres_server: PostgresServer, meltano_plugins: Path) -> Fleet:
+    """Meltano with the plugins installed; the module's warehouse and system DB on PostgreSQL.
+
+    Both are databases of the module's own on the session's server, so nothing one module
+    stores (rows, states) is seen by another.
+    """
+    warehouse = postgres_server.database("fleet")
+    system = postgres_server.database(SYSTEM_DB)
+    env = {
+        **meltano_environ(),
+        "MELTANO_ENVIRONMENT": ENVIRONMENT,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "NO_COLOR": "1",
+    }
+    return Fleet(exe=meltano_plugins, env=env, postgres=warehouse, system_db=system.dbname)
 
 
 def schema_rows(conn: psycopg.Connection[Any], schema: str) -> dict[str, set[str]]:

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 _EXE = Path(sys.executable).with_name("tap-conversations")
 TAP_EXE = str(_EXE) if _EXE.exists() else (shutil.which("tap-conversations") or "tap-conversations")
+#: On a CLI run's PYTHONPATH: its sitecustomize.py shortens the waits between retries.
+FAST_RETRIES_DIR = Path(__file__).resolve().parent / "fast_retries"
 #: Environment variables that would change what the CLI does under test.
 _ENV_DROP = ("LOGLEVEL", "TAP_CONVERSATIONS_LOGLEVEL", "SINGER_SDK_LOG_CONFIG")
 
@@ -73,6 +76,83 @@ def meltano_environ() -> dict[str, str]:
     """This process's environment without settings that would steer meltano elsewhere."""
     prefixes = ("MELTANO_", "TAP_CONVERSATIONS_", "TARGET_POSTGRES_", "TARGET_DUCKDB_", "DBT_")
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+#: How long one meltano command may take.
+MELTANO_TIMEOUT_SECONDS = 300
+
+
+@dataclass(kw_only=True)
+class MeltanoRunner:
+    """The real meltano CLI in a project directory; a failed command fails the test.
+
+    Every Meltano test runs it through :meth:`run`; they differ in the project directory
+    (`project`), the system database (:meth:`environ` adds what a subclass needs) and how
+    many lines of the output's tail a failure shows (`tail_lines`).
+    """
+
+    exe: Path
+    env: dict[str, str]
+    project: Path = ROOT
+    tail_lines: int = 80
+
+    def environ(self, project: Path) -> dict[str, str]:  # noqa: ARG002 - for subclasses
+        """The environment of a command run in `project` (before a run's `extra_env`)."""
+        return self.env
+
+    def run(
+        self,
+        *args: str,
+        project: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """``meltano ARGS`` in `project` (default: this one's); with `check` a non-zero
+        exit fails the test with the output's last `tail_lines` lines."""
+        where = project or self.project
+        started = time.monotonic()
+        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
+            [str(self.exe), *args],
+            cwd=where,
+            env={**self.environ(where), **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=MELTANO_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            tail = "\n".join((result.stderr + result.stdout).splitlines()[-self.tail_lines :])
+            pytest.fail(
+                f"`meltano {' '.join(args)}` in {where} exited {result.returncode} after "
+                f"{time.monotonic() - started:.1f}s:\n{tail}",
+                pytrace=False,
+            )
+        return result
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The meltano executable, with the project's tap and target-postgres installed.
+
+    Installed once per session into the project's `.meltano/` (every test that runs the
+    project's plugins runs these same venvs); a test of a fresh project or clone
+    installs its own. Up to date after scripts/setup.sh: then this only checks them.
+    """
+    exe = required_meltano()
+    system_dir = tmp_path_factory.mktemp("meltano-install")
+    installer = MeltanoRunner(
+        exe=exe,
+        env={
+            **meltano_environ(),
+            "MELTANO_PROJECT_ROOT": str(ROOT),
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_DATABASE_URI": f"sqlite:///{system_dir}/meltano.db",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "NO_COLOR": "1",
+        },
+    )
+    installer.run("install", "tap-conversations", "target-postgres")
+    return exe
 
 
 # --- the CLI -------------------------------------------------------------------------
@@ -133,9 +213,18 @@ def run_cli(  # noqa: PLR0913
     state: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    fast_retries: bool = False,
 ) -> CliResult:
-    """Run `tap-conversations --config <file> [--catalog] [--state] *args` to its end."""
+    """Run `tap-conversations --config <file> [--catalog] [--state] *args` to its end.
+
+    With `fast_retries` the run's transient retries wait milliseconds, not seconds
+    (tests/fast_retries/sitecustomize.py): as many retries, the same last line.
+    """
     command = [TAP_EXE]
+    run_env = env or cli_env()
+    if fast_retries:
+        paths = [str(FAST_RETRIES_DIR), run_env.get("PYTHONPATH", "")]
+        run_env = {**run_env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     for name, value in (("config", config), ("catalog", catalog), ("state", state)):
         if value is not None:
             path = workdir / f"{name}.json"
@@ -146,7 +235,7 @@ def run_cli(  # noqa: PLR0913
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env or cli_env(),
+        env=run_env,
         cwd=workdir,
         check=False,
     )

@@ -16,7 +16,9 @@ a fresh machine needs no system package, and every machine tests the same server
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
+import itertools
 import os
 import pwd
 import re
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import psycopg
 import pytest
 
 if TYPE_CHECKING:
@@ -367,10 +370,31 @@ class PostgresServer:
         """Stop the server."""
         self.stop()
 
+    def database(self, prefix: str) -> Self:
+        """A new, empty database on this server, as a server whose `dbname` is it.
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the module that asks for it (stopped after it)."""
+        What one module writes (schemas, tables, Meltano's system tables) stays in its
+        own database, so modules share the server without sharing data. The returned
+        object only names the database: stop the server itself, never it.
+        """
+        name = f"{prefix}_{next(_DATABASE_NUMBERS)}"
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        view = copy.copy(self)
+        view.dbname = name
+        return view
+
+
+_DATABASE_NUMBERS = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session (stopped after it).
+
+    Every module that needs PostgreSQL gets a database of its own on it
+    (:meth:`PostgresServer.database`): one initdb and start instead of one per module.
+    """
     try:
         server = PostgresServer().start()
     except PostgresUnavailableError as error:
@@ -379,3 +403,9 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres(postgres_server: PostgresServer) -> PostgresServer:
+    """A real PostgreSQL for the module that asks for it: its own database on the server."""
+    return postgres_server.database("module")

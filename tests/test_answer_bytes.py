@@ -26,6 +26,7 @@ from tests.helpers import (
     CONVERSATION_ID,
     CRAFTED_ACCOUNT,
     DATE,
+    Answer,
     assert_no_traceback,
     run_cli,
 )
@@ -162,37 +163,50 @@ def test_a_gzip_bomb_as_a_conversation_detail_ends_the_run_with_one_line(
 # --- bodies that are not UTF-8 -----------------------------------------------------------
 
 
-def test_a_200_that_is_not_utf8_is_retried_then_one_line(
-    httpserver: HTTPServer, tmp_path: Path
-) -> None:
-    # The account as a Latin-1 server would write it: "é" is one byte, 0xE9.
-    body = json.dumps(CRAFTED_ACCOUNT | {"name": "Café"}, ensure_ascii=False).encode("latin-1")
-    httpserver.expect_request("/api/v1/me").respond_with_data(body, content_type="application/json")
-    result = run_cli(tmp_path, config_for(httpserver))
-    assert result.returncode == 1
-    assert_no_traceback(result)
-    assert result.error_lines[-1].endswith(
-        "GET /me answered HTTP 200 with a body that is not valid JSON (not UTF-8 text; "
-        f"application/json, {len(body)} bytes) — still failing after "
-        f"{client_module.TRANSIENT_MAX_TRIES} attempts; try again later."
-    )
-    assert requests_to(httpserver, "/api/v1/me") == client_module.TRANSIENT_MAX_TRIES
+#: The account as a Latin-1 server would write it: "é" is one byte, 0xE9.
+LATIN1_ACCOUNT = json.dumps(CRAFTED_ACCOUNT | {"name": "Café"}, ensure_ascii=False).encode(
+    "latin-1"
+)
 
 
-def test_a_503_with_a_latin1_error_body_is_retried_then_one_line(
-    httpserver: HTTPServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        pytest.param(
+            Answer(200, LATIN1_ACCOUNT, "application/json"),
+            "GET /me answered HTTP 200 with a body that is not valid JSON (not UTF-8 text; "
+            f"application/json, {len(LATIN1_ACCOUNT)} bytes) — still failing after "
+            f"{client_module.TRANSIENT_MAX_TRIES} attempts; try again later.",
+            id="200-not-utf8",
+        ),
+        pytest.param(
+            Answer(
+                503,
+                '{"error": "unavailable", "message": "Service indisponible, réessayez"}'.encode(
+                    "latin-1"
+                ),
+                "application/json; charset=iso-8859-1",
+            ),
+            f"GET /me answered HTTP 503 — still failing after {client_module.TRANSIENT_MAX_TRIES} "
+            "attempts; try again later.",
+            id="503-latin1-error-body",
+        ),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_retried_then_one_line(
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    answer: Answer,
+    expected: str,
 ) -> None:
-    body = '{"error": "unavailable", "message": "Service indisponible, réessayez"}'
+    """A 200 that is not UTF-8 is a malformed answer; a 503 in Latin-1 is still a 503."""
     httpserver.expect_request("/api/v1/me").respond_with_data(
-        body.encode("latin-1"), status=503, content_type="application/json; charset=iso-8859-1"
+        answer.raw(), status=answer.status, content_type=answer.content_type
     )
-    result = run_cli(tmp_path, config_for(httpserver))
+    result = run_cli(tmp_path, config_for(httpserver), fast_retries=True)
     assert result.returncode == 1
     assert_no_traceback(result)
-    assert result.error_lines[-1].endswith(
-        f"GET /me answered HTTP 503 — still failing after {client_module.TRANSIENT_MAX_TRIES} "
-        "attempts; try again later."
-    )
+    assert result.error_lines[-1].endswith(expected)
     assert requests_to(httpserver, "/api/v1/me") == client_module.TRANSIENT_MAX_TRIES
 
 

@@ -123,34 +123,47 @@ def _gaierror(code: int) -> Callable[..., Any]:
     return fail
 
 
-def test_an_unknown_name_is_not_retried_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same line, whatever the machine's resolver: getaddrinfo says EAI_NONAME."""
-    monkeypatch.setattr(socket, "getaddrinfo", _gaierror(socket.EAI_NONAME))
-    api = _client("https://api.example.test/api/v1")
-    with pytest.raises(ConnectionFailedError) as caught:
-        api.get("/me")
-    assert str(caught.value) == (
-        "Could not connect to api.example.test (GET /me): the host name does not resolve "
-        "(DNS knows no such name). Check the host in api_url (https://api.example.test/api/v1) "
-        "for a typo. Not retried."
-    )
-    assert api.stats.retries == 0
-
-
 @pytest.mark.usefixtures("fast_retries")
-def test_a_temporary_dns_failure_is_retried_then_says_check_the_network(
+@pytest.mark.parametrize(
+    ("code", "raised", "expected", "retries"),
+    [
+        pytest.param(
+            socket.EAI_NONAME,
+            ConnectionFailedError,
+            "Could not connect to api.example.test (GET /me): the host name does not resolve "
+            "(DNS knows no such name). Check the host in api_url "
+            "(https://api.example.test/api/v1) for a typo. Not retried.",
+            0,
+            id="unknown-name-not-retried",
+        ),
+        pytest.param(
+            socket.EAI_AGAIN,
+            ApiResponseError,
+            "Could not connect to api.example.test (GET /me): its name could not be resolved "
+            f"now (temporary DNS failure) — still failing after {TRANSIENT_MAX_TRIES} "
+            "attempts; check this machine's network and DNS server, then try again.",
+            TRANSIENT_MAX_TRIES - 1,
+            id="temporary-failure-retried",
+        ),
+    ],
+)
+def test_a_dns_failure_in_process_says_what_to_check(
     monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    raised: type[ApiResponseError],
+    expected: str,
+    retries: int,
 ) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", _gaierror(socket.EAI_AGAIN))
+    """The same lines whatever the machine's resolver: getaddrinfo fails with `code`.
+
+    An unknown name (EAI_NONAME) is not retried; a temporary failure (EAI_AGAIN) is.
+    """
+    monkeypatch.setattr(socket, "getaddrinfo", _gaierror(code))
     api = _client("https://api.example.test/api/v1")
-    with pytest.raises(ApiResponseError) as caught:
+    with pytest.raises(raised) as caught:
         api.get("/me")
-    assert str(caught.value) == (
-        "Could not connect to api.example.test (GET /me): its name could not be resolved now "
-        f"(temporary DNS failure) — still failing after {TRANSIENT_MAX_TRIES} attempts; check "
-        "this machine's network and DNS server, then try again."
-    )
-    assert api.stats.retries == TRANSIENT_MAX_TRIES - 1
+    assert str(caught.value) == expected
+    assert api.stats.retries == retries
 
 
 @pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "test"])

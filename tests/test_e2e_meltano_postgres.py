@@ -32,8 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +40,7 @@ import pytest
 import yaml
 
 import tests.postgres
-from tests.helpers import meltano_environ, required_meltano
+from tests.helpers import MeltanoRunner, meltano_environ
 from tests.postgres import (
     PostgresServer,
     PostgresUnavailableError,
@@ -60,7 +58,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "tap_conversations"
 ENVIRONMENT = "dev"
 STATE_ID = f"{ENVIRONMENT}:tap-conversations-to-target-postgres"
-RUN_TIMEOUT_SECONDS = 300
 DETAIL = "/conversations/{id}"
 
 #: Stream -> primary key columns, in order.
@@ -97,48 +94,21 @@ INTEGER_TYPES = {"smallint", "integer", "bigint"}
 # --- meltano -----------------------------------------------------------------------
 
 
-@dataclass
-class Meltano:
+class Meltano(MeltanoRunner):
     """The real meltano CLI, run in the repo's project with a private system DB."""
-
-    exe: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
-        """Run ``meltano ARGS``; return stdout, fail the test with the output tail on error."""
-        started = time.monotonic()
-        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
-            [str(self.exe), *args],
-            cwd=REPO_ROOT,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_SECONDS,
-            check=False,
-        )
-        elapsed = time.monotonic() - started
-        if result.returncode != 0:
-            tail = "\n".join((result.stderr + result.stdout).splitlines()[-80:])
-            pytest.fail(
-                f"`meltano {' '.join(args)}` exited {result.returncode} after {elapsed:.1f}s:\n"
-                f"{tail}",
-                pytrace=False,
-            )
-        return result.stdout
 
     def state(self, state_id: str) -> dict[str, Any]:
         """The Singer state Meltano stored for ``state_id``."""
-        listed = self.run("state", "list").split()
+        listed = self.run("state", "list").stdout.split()
         assert state_id in listed, f"meltano state list shows no {state_id!r}: {listed}"
-        stored = json.loads(self.run("state", "get", state_id))
+        stored = json.loads(self.run("state", "get", state_id).stdout)
         singer_state: dict[str, Any] = stored["singer_state"]
         return singer_state
 
 
 @pytest.fixture(scope="module")
-def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """Meltano with the tap and target-postgres installed (once for this module)."""
-    exe = required_meltano()
+def meltano(meltano_plugins: Path, tmp_path_factory: pytest.TempPathFactory) -> Meltano:
+    """Meltano with the tap and target-postgres installed, and this module's system DB."""
     system_dir = tmp_path_factory.mktemp("meltano-system")
     env = {
         **meltano_environ(),
@@ -148,10 +118,7 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "NO_COLOR": "1",
     }
-    tool = Meltano(exe=exe, env=env)
-    # Up to date after scripts/setup.sh: then this only checks the plugin venvs.
-    tool.run("install", "tap-conversations", "target-postgres")
-    return tool
+    return Meltano(exe=meltano_plugins, env=env)
 
 
 def test_meltano_yml_is_valid_and_defines_every_plugin_fully(meltano: Meltano) -> None:
@@ -523,7 +490,7 @@ def test_one_plugin_per_account_keeps_each_accounts_state_and_rows_apart(
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
             },
         )
-    listed = meltano.run("state", "list").split()
+    listed = meltano.run("state", "list").stdout.split()
     for plugin, (sb, _, schema) in runs.items():
         state_id = f"{ENVIRONMENT}:{plugin}-to-target-postgres:accounts"
         assert state_id in listed

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +31,7 @@ import psycopg
 import pytest
 import yaml
 
-from tests.helpers import meltano_environ, required_meltano
+from tests.helpers import MELTANO_TIMEOUT_SECONDS, MeltanoRunner, meltano_environ, required_meltano
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
@@ -42,43 +40,14 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_FILE = ROOT / "plugin" / "tap-conversations.yml"
 SCHEMA = "conversations_from_hub_definition"
-TIMEOUT_SECONDS = 300
 
 
-@dataclass
-class NewProject:
+class NewProject(MeltanoRunner):
     """A Meltano project made by `meltano init` in a temp dir, and the CLI to run in it."""
-
-    exe: Path
-    root: Path
-    env: dict[str, str]
-
-    def run(
-        self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """``meltano ARGS`` in the project; fail the test with the output's tail on error."""
-        started = time.monotonic()
-        result = subprocess.run(  # noqa: S603 - the meltano CLI with fixed arguments
-            [str(self.exe), *args],
-            cwd=self.root,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_SECONDS,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            tail = "\n".join((result.stderr + result.stdout).splitlines()[-60:])
-            pytest.fail(
-                f"`meltano {' '.join(args)}` exited {result.returncode} after "
-                f"{time.monotonic() - started:.1f}s:\n{tail}",
-                pytrace=False,
-            )
-        return result
 
     def meltano_yml(self) -> dict[str, Any]:
         """The project's meltano.yml, parsed."""
-        loaded: dict[str, Any] = yaml.safe_load((self.root / "meltano.yml").read_text())
+        loaded: dict[str, Any] = yaml.safe_load((self.project / "meltano.yml").read_text())
         return loaded
 
     def plugin(self, kind: str, name: str) -> dict[str, Any]:
@@ -101,9 +70,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
         env=env,
         check=True,
         capture_output=True,
-        timeout=TIMEOUT_SECONDS,
+        timeout=MELTANO_TIMEOUT_SECONDS,
     )
-    new = NewProject(exe=exe, root=base / "project", env=env)
+    new = NewProject(exe=exe, env=env, project=base / "project", tail_lines=60)
     assert "plugins" not in new.meltano_yml(), "meltano init made a project with plugins"
 
     # The repository's file, installed from this checkout instead of PyPI.
@@ -163,7 +132,7 @@ def test_new_project_syncs_the_sandbox_into_postgres(
     assert tap["config"]["mediums"] == ["call"], "kind: array stores a list, not a string"
     assert tap["select"] == ["*.*", "!transcript_segments.*"]
     assert "api_token" not in tap["config"], "the token went into meltano.yml"
-    assert sandbox.token in (project.root / ".env").read_text()
+    assert sandbox.token in (project.project / ".env").read_text()
 
     run_env = {
         "TAP_CONVERSATIONS_API_URL": sandbox.base_url,

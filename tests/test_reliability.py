@@ -181,7 +181,9 @@ def test_html_error_page_through_the_cli_is_one_line(sandbox: Sandbox, tmp_path:
     sandbox.faults.endpoints = {"/conversations"}
     sandbox.faults.html_rate = 1.0
     config = tap_config(sandbox)
-    result = run_cli(tmp_path, config, catalog=catalog_selecting(config, ["conversations"]))
+    result = run_cli(
+        tmp_path, config, catalog=catalog_selecting(config, ["conversations"]), fast_retries=True
+    )
     assert result.returncode == 1
     assert_no_traceback(result)
     last = result.error_lines[-1]

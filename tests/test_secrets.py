@@ -104,7 +104,9 @@ def test_persistent_malformed_answer_at_debug_never_prints_the_token(
     secret_sandbox.faults.endpoints = {"/users"}
     secret_sandbox.faults.non_json_rate = 1.0
     config = tap_config(secret_sandbox, token=TOKEN)
-    result = run_cli(tmp_path, config, catalog=catalog_selecting(config, ["users"]), env=DEBUG)
+    result = run_cli(
+        tmp_path, config, catalog=catalog_selecting(config, ["users"]), env=DEBUG, fast_retries=True
+    )
     assert result.returncode == 1
     assert_debug_logging(result)
     assert "not valid JSON" in result.stderr
@@ -332,7 +334,7 @@ def test_a_200_answer_echoing_the_token_leaks_no_piece_into_the_logs(
     api, says = echoing_api
     config = crafted_config(api, api_token=TOKEN)
     catalog = catalog_selecting(config, ["conversations"])
-    result = run_cli(tmp_path, config, catalog=catalog, env=DEBUG)
+    result = run_cli(tmp_path, config, catalog=catalog, env=DEBUG, fast_retries=True)
     assert set(api.authorizations) == {f"Bearer {TOKEN}"}  # the echo really carried it
     assert result.returncode == 1, result.stderr[-3000:]
     assert_debug_logging(result)

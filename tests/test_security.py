@@ -200,7 +200,9 @@ def test_an_error_body_echoing_the_token_leaks_no_piece_of_it(
     httpserver.expect_request("/api/v1/conversations").respond_with_data(
         text, status=status, content_type="application/json"
     )
-    result = run_cli(tmp_path, crafted_config(httpserver), env=cli_env(LOGLEVEL="DEBUG"))
+    result = run_cli(
+        tmp_path, crafted_config(httpserver), env=cli_env(LOGLEVEL="DEBUG"), fast_retries=True
+    )
     assert result.returncode != 0
     assert leaked(result.stdout + result.stderr) == set()
     assert any("GET /conversations" in line for line in result.stderr.splitlines())
