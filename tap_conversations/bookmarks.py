@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from tap_conversations.coverage import Coverage
 from tap_conversations.errors import StateError
 from tap_conversations.removals import LoadedIds
-from tap_conversations.timestamps import format_timestamp, parse_timestamp
+from tap_conversations.timestamps import format_timestamp, parse_timestamp, utc_day
 
 if TYPE_CHECKING:
     from tap_conversations.conversation_filters import ListedConversation
@@ -166,11 +166,11 @@ class RecheckSpend:
 
     def spent_on(self, now: dt.datetime) -> int:
         """Re-checks spent on `now`'s UTC day."""
-        return self.spent if self.day == _utc_day(now) else 0
+        return self.spent if self.day == utc_day(now) else 0
 
     def add(self, now: dt.datetime) -> None:
         """Count one re-check on `now`'s UTC day."""
-        today = _utc_day(now)
+        today = utc_day(now)
         if self.day != today:
             self.day, self.spent = today, 0
         self.spent += 1
@@ -220,10 +220,6 @@ class RereadProgress(RecheckSpend):
     def to_state(self) -> dict[str, object]:
         """As JSON."""
         return {**super().to_state(), "after": self.after}
-
-
-def _utc_day(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).date().isoformat()
 
 
 @dataclass(frozen=True)

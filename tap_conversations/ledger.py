@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tap_conversations.bookmarks import PENDING_REASONS
-from tap_conversations.timestamps import format_timestamp, parse_timestamp
+from tap_conversations.timestamps import format_timestamp, parse_timestamp, utc_day
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 #: How a run ended, as the ledger says it.
 COMPLETE = "complete"
 QUOTA = "quota"
-
-
-def _day(moment: dt.datetime) -> str:
-    return moment.date().isoformat()
 
 
 def filters_label(filters: ConversationFilters) -> str:
@@ -75,12 +71,12 @@ class RunLedger:
         self.started_at = started_at
         self.filters = filters_label(filters)
         self.listed_from = listed_from
-        self.listed_ids = {item.id: _day(item.date) for item in listed}
+        self.listed_ids = {item.id: utc_day(item.date) for item in listed}
         self.listed = Counter(self.listed_ids.values())
 
     def record_fetched(self, fetched: Iterable[ListedConversation]) -> None:
         """Days of conversations fetched again (re-checks): their rows say what changed."""
-        self.fetched_days.update(_day(item.date) for item in fetched)
+        self.fetched_days.update(utc_day(item.date) for item in fetched)
 
     def finish(
         self, checkpoint: ConversationCheckpoint, *, ended: str, requests: int, quota_used: int
@@ -92,12 +88,12 @@ class RunLedger:
         """
         self.pending = defaultdict(Counter)
         for entry in checkpoint.pending.values():
-            self.pending[_day(entry.date)][entry.reason] += 1
+            self.pending[utc_day(entry.date)][entry.reason] += 1
         pending_ids = set(checkpoint.pending)
         self.complete = Counter(
             day for cid, day in self.listed_ids.items() if cid not in pending_ids
         )
-        self.unproven_ties = Counter(_day(parse_timestamp(d)) for d in checkpoint.unproven_ties)
+        self.unproven_ties = Counter(utc_day(parse_timestamp(d)) for d in checkpoint.unproven_ties)
         self.ended = ended
         self.requests = requests
         self.quota_used = quota_used

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tap_conversations.timestamps import format_timestamp, parse_timestamp
+from tap_conversations.timestamps import format_timestamp, parse_timestamp, utc_day
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
 EDGE_OF_HISTORY = dt.timedelta(days=1)
 #: How the removals this module finds were found, as the stream says it.
 FOUND_BY = "not listed in a re-list of the 30 days; its detail answered 404"
-
-
-def _day(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).date().isoformat()
 
 
 #: Ids the state may keep as they are: they go back into a request path, so a state
@@ -196,7 +192,7 @@ class LoadedIds:
         """Remember that records of this conversation were emitted (when watching)."""
         if not self.watching:
             return
-        day = _day(date)
+        day = utc_day(date)
         ids = self.days.setdefault(day, set())
         if conversation_id not in ids:
             ids.add(conversation_id)
@@ -213,7 +209,7 @@ class LoadedIds:
 
     def prune(self, history_floor: dt.datetime) -> None:
         """Forget the days the API no longer lists."""
-        floor = _day(history_floor)
+        floor = utc_day(history_floor)
         for day in [day for day in self.days if day < floor]:
             del self.days[day]
 
@@ -261,8 +257,8 @@ class RemovalSweep:
             listed: Every conversation the run listed, from `compared_from` on.
             unproven_dates: Dates of tie groups not listed whole: their days are skipped.
         """
-        first_day = _day(self.compared_from)
-        skipped = {_day(parse_timestamp(date)) for date in unproven_dates}
+        first_day = utc_day(self.compared_from)
+        skipped = {utc_day(parse_timestamp(date)) for date in unproven_dates}
         listed_ids = {item.id for item in listed}
         return [
             (day, cid)

@@ -52,3 +52,8 @@ def format_timestamp(value: dt.datetime) -> str:
     """Format as the API does: UTC, milliseconds, `Z`."""
     utc = value.astimezone(dt.timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def utc_day(moment: dt.datetime) -> str:
+    """The UTC day of a moment, `YYYY-MM-DD` (the quota's day, the ledger's day)."""
+    return moment.astimezone(dt.timezone.utc).date().isoformat()

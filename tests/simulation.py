@@ -24,7 +24,6 @@ What the generator covers and what it does not is listed in docs/ARCHITECTURE.md
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import io
@@ -36,7 +35,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +43,7 @@ from tap_conversations import client as client_module
 from tap_conversations.bookmarks import PROCESSING_ALLOWANCE
 from tap_conversations.clock import utc_now
 from tap_conversations.planner import recheck_budget
+from tap_conversations.removals import unpack_id
 from tap_conversations.settings import HISTORY_DAYS
 from tap_conversations.tap import TapConversations
 from tests.harness import Warehouse, catalog_selecting
@@ -620,7 +619,7 @@ class Replay:
             if dt.date.fromisoformat(day) < first_day or day in unproven:
                 continue
             for token in packed.split():
-                cid = uuid.UUID(bytes=base64.urlsafe_b64decode(token + "==")).hex
+                cid = unpack_id(token).replace("-", "")
                 if cid in removed:
                     self.violations.append(
                         f"run {number}: a whole sweep kept removed {cid} as loaded"
