@@ -78,7 +78,7 @@ from tests.harness import catalog_selecting  # noqa: E402
 from tests.sandbox import Sandbox  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 SEED = 7
 TAP = [str(Path(sys.executable).with_name("tap-conversations"))]
@@ -112,6 +112,13 @@ class Scenario:
     #: Sizes by conversations listed (the sandbox is sized to list exactly these);
     #: empty: `conversations` generated, and the large size for c and m.
     listed: tuple[int, ...] = ()
+    #: The sandbox's sliding window in seconds; None: `--window-seconds`.
+    window: float | None = None
+
+
+#: A configuration of ours against a server that sends no `X-RateLimit-*` headers
+#: (optional in the contract): paced only, what the tap did before bursting.
+NO_RATE_HEADERS = "ours, no rate headers"
 
 
 @dataclass
@@ -286,6 +293,7 @@ def run_tap(
         daily_quota=10**7,
     ) as sb:
         clock = ServerClock(sb)
+        sb.faults.rate_limit_headers = label != NO_RATE_HEADERS
         config = tap.config(sb, scenario.limit, extra)
         config_path = tap.workdir / f"{tap.name}-config.json"
         config_path.write_text(json.dumps(config))
@@ -511,7 +519,7 @@ def targets(runs: list[Run]) -> list[str]:
         lines.append(check(label, r.rate_share >= 0.90, detail))  # noqa: PLR2004
     for (key, listed, name), r in sorted(by.items()):
         other = by.get((key, listed, "naive"))
-        if name != "ours" or other is None:
+        if name != "ours" or other is None or key == "s":  # s: start-up, not work
             continue
         ratio = other.cpu_ms_per_conv / max(r.cpu_ms_per_conv, 1e-9)
         judged = " (judged)" if key == "m" else " (paced, for information)"
@@ -520,6 +528,7 @@ def targets(runs: list[Run]) -> list[str]:
         )
         label = f"CPU/conv ≤ 1/3 of naive ({key}, {listed} conv){judged}"
         lines.append(check(label, ratio >= 3, detail))  # noqa: PLR2004
+    lines += small_sync_target(runs)
     mine = [r for r in runs if r.name.startswith("ours")]
     if mine:
         peak = max(r.rss for r in mine)
@@ -534,6 +543,16 @@ def targets(runs: list[Run]) -> list[str]:
         ok = large.rss <= small.rss * 1.10
         lines.append(check("memory does not grow with the number of conversations", ok, detail))
     return lines
+
+
+def small_sync_target(runs: list[Run]) -> list[str]:
+    """Issue 21: a sync of 10 conversations at 60/min in at most 6 s, with no 429."""
+    small = next((r for r in runs if r.scenario.key == "s" and r.name == "ours"), None)
+    if small is None:
+        return []
+    detail = f"{small.wall:.1f} s, {small.limited} x 429"
+    ok = small.wall <= 6 and small.limited == 0  # noqa: PLR2004
+    return [check("a sync of 10 conversations at 60/min in at most 6 s, no 429", ok, detail)]
 
 
 def throughput(runs: list[Run]) -> list[str]:
@@ -560,6 +579,54 @@ def throughput(runs: list[Run]) -> list[str]:
     return lines
 
 
+def figures(runs: list[Run], counts: list[Instructions]) -> list[str]:
+    """Issue 21's figures in one table, ours beside naive (what this run measured)."""
+
+    def run_of(key: str, name: str, listed: int | None = None) -> Run | None:
+        found = [
+            r
+            for r in runs
+            if r.scenario.key == key and r.name == name and listed in (None, r.listed)
+        ]
+        return min(found, key=lambda r: r.listed) if found else None
+
+    def cells(key: str, show: Callable[[Run], str], listed: int | None = None) -> str:
+        shown = [run_of(key, name, listed) for name in ("ours", "naive")]
+        return " | ".join(show(r) if r is not None else "not run" for r in shown)
+
+    rows = ["| figure | ours | naive |", "|---|---|---|"]
+    by_name = {c.name: c for c in counts}
+    if by_name:
+        listed = next(iter(by_name.values())).listed
+        shown = [by_name.get(name) for name in ("ours", "naive")]
+        text = " | ".join(
+            f"{c.per_conversation / 1e6:.1f} M" if c is not None else "not run" for c in shown
+        )
+        rows.append(f"| instructions per conversation ({listed} conversations) | {text} |")
+    if run_of("m", "ours") is not None:
+        listed = run_of("m", "ours").listed  # type: ignore[union-attr]
+        text = cells("m", lambda r: f"{r.cpu_ms_per_conv:.2f}", listed)
+        rows.append(f"| CPU ms per conversation (m, {listed} conversations) | {text} |")
+    if run_of("b", "ours") is not None:
+        text = cells("b", lambda r: f"{r.req_per_conv:.2f} +{r.fixed}")
+        rows.append(f"| requests per conversation, every stream (b) | {text} |")
+    if run_of("s", "ours") is not None:
+        text = cells("s", lambda r: f"{r.wall:.1f} s, {r.requests} requests, {r.limited} x 429")
+        rows.append(f"| small sync: 10 conversations at 60/min (s) | {text} |")
+        paced = run_of("s", NO_RATE_HEADERS)
+        if paced is not None:
+            rows.append(
+                f"| small sync, server without rate headers (s) | {paced.wall:.1f} s, "
+                f"{paced.requests} requests, {paced.limited} x 429 | |"
+            )
+    for listed in sorted({r.listed for r in runs if r.scenario.key == "o"}):
+        text = cells("o", lambda r: f"{100 * r.rate_share:.1f}% ({r.wall:.1f} s)", listed)
+        rows.append(
+            f"| allowed rate used at 3000/min, 100 ms, {listed} conversations (o) | {text} |"
+        )
+    return rows if len(rows) > 2 else []  # noqa: PLR2004
+
+
 def report(runs: list[Run], counts: list[Instructions]) -> None:
     """The figures side by side: the table, throughput, instructions, the targets."""
     print()
@@ -578,6 +645,10 @@ def report(runs: list[Run], counts: list[Instructions]) -> None:
         )
         print(instructions_table(counts))
     print()
+    if figures(runs, counts):
+        print("issue 21's figures, side by side:")
+        print("\n".join(figures(runs, counts)))
+        print()
     print("targets (issues 4 and 21):")
     print("\n".join(targets(runs)))
 
@@ -587,8 +658,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer conversations (≈ 2 min)")
     parser.add_argument(
         "--scenarios",
-        default="abcmo",
-        help="any of a, b, c, m (CPU, memory), o (throughput at 150 and 1000 listed)",
+        default="abcmos",
+        help=(
+            "any of a, b, c, m (CPU, memory), o (throughput at 150 and 1000 listed), "
+            "s (a small sync at 60/min)"
+        ),
     )
     parser.add_argument("--window-seconds", type=float, default=2.0)
     parser.add_argument(
@@ -631,6 +705,19 @@ def main() -> int:
             size,
             listed=(60, 300) if args.quick else (150, 1000),
         ),
+        # Issue 21: an hourly sync's size at the default limit, in the API's own 60 s
+        # window, where the answers' X-RateLimit-Remaining allows a burst.
+        "s": Scenario(
+            "s",
+            "every stream, 10 conversations, 60/min, 100 ms, 60 s window",
+            EVERY,
+            60,
+            100.0,
+            size,
+            (("ours", {}), (NO_RATE_HEADERS, {}), ("naive", {})),
+            listed=(10,),
+            window=60.0,
+        ),
     }
     started = time.monotonic()
     # The tap's modules as an installed package has them, byte-compiled: with
@@ -666,7 +753,8 @@ def main() -> int:
                     if label == "naive" and at_scale and not args.naive_at_scale:
                         continue  # minutes: its per-conversation state makes it O(n²)
                     tap = taps[label.split(",")[0]]
-                    run = run_tap(tap, sized, extra=extra, label=label, window=args.window_seconds)
+                    window = scenario.window or args.window_seconds
+                    run = run_tap(tap, sized, extra=extra, label=label, window=window)
                     run.cpu_startup = startup[tap.name]
                     runs.append(run)
                     print(

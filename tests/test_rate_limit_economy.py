@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_conversations import progress
+from tap_conversations import progress, rate_limit
 from tap_conversations import tap as tap_module
 from tap_conversations.client import ApiClient
 from tests.harness import ALL_STREAMS, SyncOutput, catalog_selecting, run_sync, tap_config
@@ -253,6 +253,27 @@ def test_a_small_sync_spends_the_windows_remainder_at_once(
     assert sb.counters.requests() == 6 + 2 * 10 + summaries
     assert sb.counters.requests(status=429) == 0
     assert clock.now <= 6.0, f"{clock.now:.1f} s paced"
+    assert_exact_records(out, sb, ["conversations", "summaries", "recordings"])
+
+
+def test_without_rate_limit_headers_a_small_sync_keeps_to_the_pace(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same 10 conversations from a server that sends no `X-RateLimit-*` headers.
+
+    Nothing says there is room, so every request after the first waits for its slot:
+    the pacer's clock shows the whole pace, one interval per request.
+    """
+    sb = sandbox_factory(conversations=14, rate_limit=60, rate_window_seconds=60.0)
+    sb.faults.rate_limit_headers = False
+    clock = SharedFakeClock()
+    pacer = functools.partial(tap_module.RequestPacer, clock=clock, sleep=clock.sleep)
+    monkeypatch.setattr(tap_module, "RequestPacer", pacer)
+    out = run_sync(tap_config(sb, max_requests_per_minute=60), streams=DEFAULT_STREAMS)
+    requests = sb.counters.requests()
+    interval = 60 / 60 * (1 + rate_limit.SAFETY_MARGIN)
+    assert sb.counters.requests(status=429) == 0
+    assert clock.now >= (requests - 1) * interval - 1e-6, f"{clock.now:.1f} s paced"
     assert_exact_records(out, sb, ["conversations", "summaries", "recordings"])
 
 

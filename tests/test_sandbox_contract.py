@@ -709,6 +709,18 @@ def test_429_answers_do_not_count_against_the_window(
     assert api.get("/me").status_code == 200
 
 
+def test_rate_limit_headers_can_be_left_out(sandbox_factory: Callable[..., Sandbox]) -> None:
+    """The contract makes `X-RateLimit-*` optional: a server may send none, 429 or not."""
+    sb = sandbox_factory(rate_limit=1, rate_window_seconds=60.0)
+    sb.faults.rate_limit_headers = False
+    api = Api(sb)
+    answered, limited = api.get("/me"), api.get("/me")
+    assert (answered.status_code, limited.status_code) == (200, 429)
+    for response in (answered, limited):
+        assert not [name for name in response.headers if name.startswith("X-RateLimit-")]
+    assert 55 <= int(limited.headers["Retry-After"]) <= 60
+
+
 # --- late data ----------------------------------------------------------------------------
 
 

@@ -1131,7 +1131,12 @@ class Sandbox:
         headers: list[tuple[str, str]] | None = None,
     ) -> Reply:
         if headers and not reply.drop:
-            reply.headers.extend(headers)
+            keep_rate_headers = self.faults.rate_limit_headers
+            reply.headers.extend(
+                (name, value)
+                for name, value in headers
+                if keep_rate_headers or not name.startswith("X-RateLimit-")
+            )
         latency = self.faults.latency_ms
         if latency > 0 and not reply.drop:
             reply.delay += latency / 1000.0

@@ -58,6 +58,9 @@ class Faults:
     non_json_rate: float = 0.0
     drop_rate: float = 0.0
     rate_limited_rate: float = 0.0
+    #: False: answers carry no `X-RateLimit-*` headers (optional in the contract); a
+    #: 429 still carries Retry-After.
+    rate_limit_headers: bool = True
     endpoints: set[str] | None = None
 
     def applies_to(self, endpoint: str) -> bool:
