@@ -5,7 +5,8 @@
 
 The settings table is the one `tap-conversations --about --format markdown` prints;
 the streams table comes from each stream's declarations (key, scope, cost); the
-instructions table is the one measured in docs/BENCHMARK.md (`scripts/benchmark.py`).
+benchmark's tables (figures, results, instructions) are the ones measured in
+docs/BENCHMARK.md (`scripts/benchmark.py`).
 """
 
 from __future__ import annotations
@@ -62,16 +63,14 @@ def streams_table() -> str:
     return "\n".join(rows)
 
 
-def instructions_table() -> str:
-    """The instructions table of docs/BENCHMARK.md, between the same markers."""
+def benchmark_table(name: str) -> str:
+    """A table of docs/BENCHMARK.md (what `scripts/benchmark.py` measured), by its markers."""
     text = BENCHMARK.read_text(encoding="utf-8")
     match = re.search(
-        r"<!-- instructions-table:start -->\n(.*?\n)<!-- instructions-table:end -->",
-        text,
-        re.DOTALL,
+        rf"<!-- {name}-table:start -->\n(.*?\n)<!-- {name}-table:end -->", text, re.DOTALL
     )
     if match is None:
-        msg = "docs/BENCHMARK.md lacks the instructions-table markers"
+        msg = f"docs/BENCHMARK.md lacks the {name}-table markers"
         raise RuntimeError(msg)
     return match.group(1).strip()
 
@@ -84,11 +83,13 @@ def _replacement(table: str) -> Any:  # noqa: ANN401  # re's callback type
 
 
 def render(text: str) -> str:
-    """README text with both tables replaced by freshly generated ones."""
+    """README text with every table replaced by a freshly generated one."""
     tables = (
         ("settings", settings_table()),
         ("streams", streams_table()),
-        ("instructions", instructions_table()),
+        ("figures", benchmark_table("figures")),
+        ("results", benchmark_table("results")),
+        ("instructions", benchmark_table("instructions")),
     )
     for name, table in tables:
         pattern = re.compile(

@@ -221,3 +221,23 @@ def test_the_command_is_one_definition_with_the_accounts_suffix() -> None:
     ]
     with pytest.raises(AccountError):
         meltano_command("meltano", "a-b")
+
+
+#: PostgreSQL's default `max_connections`, less its default
+#: `superuser_reserved_connections`: what normal roles may open.
+POSTGRES_DEFAULT_CONNECTIONS = 100 - 3
+#: Connections one account run holds (docs/SCALING.md): target-postgres's 12 and
+#: Meltano's state 1.
+CONNECTIONS_PER_RUN = 12 + 1
+
+
+def test_the_run_limit_fits_postgresqls_default_connections() -> None:
+    """Copied as it is, dagster.yaml must not start more runs than the warehouse accepts."""
+    import yaml  # noqa: PLC0415  # only this test reads YAML
+
+    orchestrate = Path(__file__).resolve().parent.parent / "orchestrate"
+    instance = yaml.safe_load((orchestrate / "dagster.yaml").read_text(encoding="utf-8"))
+    runs = instance["concurrency"]["runs"]["max_concurrent_runs"]
+    assert runs * CONNECTIONS_PER_RUN <= POSTGRES_DEFAULT_CONNECTIONS - 10  # Dagster, people
+    readme = (orchestrate / "README.md").read_text(encoding="utf-8")
+    assert f"run limits ({runs} at once" in readme
