@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 EDGE_OF_HISTORY = dt.timedelta(days=1)
 #: How the removals this module finds were found, as the stream says it.
 FOUND_BY = "not listed in a re-list of the 30 days; its detail answered 404"
+#: What a sweep costs, as the setting's description and the stream's cost both say it.
+SWEEP_COST = (
+    "one list request per 25 conversations of the 30 days, and one request (and up to "
+    "one unit of the daily quota) per loaded conversation no longer listed"
+)
 
 
 #: Ids the state may keep as they are: they go back into a request path, so a state

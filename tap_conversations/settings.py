@@ -22,6 +22,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from tap_conversations.errors import ConfigError
+from tap_conversations.removals import SWEEP_COST
 from tap_conversations.schemas import MEDIUMS
 from tap_conversations.timestamps import format_timestamp, parse_timestamp
 
@@ -119,9 +120,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "How often a run lists the API's 30 days again to find conversations removed "
             "at the source since they were loaded (emitted on removed_conversations). A "
-            "sweep costs one list request per 25 conversations of the 30 days, and one "
-            "request (and up to one unit of the daily quota) per loaded conversation no "
-            "longer listed. 0: never."
+            f"sweep costs {SWEEP_COST}. 0: never."
         ),
     ),
     th.Property(

@@ -47,7 +47,7 @@ from tap_conversations.planner import FetchList, RunPlanner, recheck_budget
 from tap_conversations.progress import ProgressReporter
 from tap_conversations.record_shape import check_record_shape
 from tap_conversations.redaction import mask, quote
-from tap_conversations.removals import Removal, RemovalSweep
+from tap_conversations.removals import SWEEP_COST, Removal, RemovalSweep
 from tap_conversations.scopes import probe_missing
 from tap_conversations.sdk_internals import (
     ChunkedParentStream,
@@ -434,11 +434,12 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             progress.finish()
         return False
 
-    def _removal_sweep(self, planner: RunPlanner) -> RemovalSweep | None:
-        """This run's re-list of the window to find removals; None when none is due.
+    def _follow_loaded_ids(self, planner: RunPlanner) -> bool:
+        """Whether the checkpoint records the ids this run loads (see removals.LoadedIds).
 
-        The checkpoint records the ids this run loads only while `removed_conversations`
-        is selected, or summaries are re-read (`summary_reread_days`); otherwise none.
+        Only while `removed_conversations` is selected (a sweep compares against them),
+        or summaries are re-read (`summary_reread_days` walks them); otherwise the ids
+        kept so far are dropped.
         """
         tap = self.conversations_tap
         loaded = planner.checkpoint.loaded
@@ -446,16 +447,24 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         rereads = bool(tap.settings.summary_reread_days) and "summaries" in planner.streams
         if not removals and not rereads:
             loaded.stop()
-            return None
+            return False
         if not loaded.follow(planner.filters.to_state(), planner.now):
             LOGGER.info(
                 "conversations: the filters changed; removals are found again for the "
                 "conversations loaded from this run on."
             )
+        return True
+
+    def _removal_sweep(self, planner: RunPlanner) -> RemovalSweep | None:
+        """This run's re-list of the window to find removals; None when none is due."""
+        tap = self.conversations_tap
+        if not self._follow_loaded_ids(planner):
+            return None
+        loaded = planner.checkpoint.loaded
         sweep = RemovalSweep(
             loaded, tap.settings.removal_sweep_interval, tap.history_floor, planner.now
         )
-        if not removals or not sweep.due:
+        if not tap.streams[RemovedConversationsStream.name].selected or not sweep.due:
             return None
         LOGGER.info(
             "conversations: listing the 30 days again from %s to find conversations removed "
@@ -821,10 +830,7 @@ class RemovedConversationsStream(ConversationsApiStream):
     name = "removed_conversations"
     primary_keys = ("conversation_id",)
     schema = schemas.CONVERSATION_REMOVAL
-    cost = (
-        "1 list request per 25 conversations of the 30 days, every removal_sweep_hours; "
-        "+1 request (up to 1 quota unit) per loaded conversation no longer listed"
-    )
+    cost = f"every removal_sweep_hours: {SWEEP_COST}"
     in_the_api = False
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
