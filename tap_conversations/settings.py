@@ -374,6 +374,13 @@ def _check_list(value: object, name: str) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         msg = f'Setting {name} must be a list of strings like ["a", "b"], not {value!r}.'
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            # What a Meltano project without `kind: array` for the setting passes on.
+            msg += (
+                " That is a list written as text, as Meltano passes it when the setting's "
+                f"definition lacks `kind: array`: add `kind: array` to {name} in meltano.yml, "
+                "or add the tap from plugin/tap-conversations.yml, which has it."
+            )
         raise ConfigError(msg)
     return tuple(dict.fromkeys(value))
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tap_conversations.errors import ConfigError
-from tap_conversations.settings import PROPERTIES, unknown_settings
+from tap_conversations.settings import PROPERTIES, Settings, unknown_settings
 from tap_conversations.timestamps import format_timestamp
 from tests.harness import catalog_selecting, tap_config
 from tests.helpers import assert_no_traceback, run_cli
@@ -149,3 +149,36 @@ def test_a_start_date_in_the_future_is_an_error(
         "to sync the API's 30 days."
     )
     assert sandbox.counters.requests() == 0
+
+
+@pytest.mark.parametrize("setting", ["mediums", "department_ids", "user_ids"])
+def test_a_list_setting_written_as_text_says_kind_array(
+    sandbox: Sandbox, tmp_path: Path, setting: str
+) -> None:
+    """What a Meltano project without `kind: array` passes for `config set ... '["call"]'`.
+
+    Its config.json holds the text the user typed, which already is a JSON list; the line
+    says where the text comes from instead of asking for the list the user wrote.
+    """
+    typed = '["call"]' if setting == "mediums" else '["7d3c8a5e-0f4b-4c61-9a8e-2b1d6e5f4a3c"]'
+    result = run_cli(tmp_path, tap_config(sandbox, **{setting: typed}))
+    assert result.returncode == ConfigError.exit_code
+    assert_no_traceback(result)
+    assert len(result.error_lines) == 1, result.error_lines
+    assert result.error_lines[0].endswith(
+        f"""Setting {setting} must be a list of strings like ["a", "b"], not '{typed}'. """
+        "That is a list written as text, as Meltano passes it when the setting's definition "
+        f"lacks `kind: array`: add `kind: array` to {setting} in meltano.yml, or add the tap "
+        "from plugin/tap-conversations.yml, which has it."
+    ), result.error_lines
+    assert sandbox.counters.requests() == 0
+
+
+def test_a_single_value_as_text_is_not_called_a_list() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_config(
+            {"api_token": "mt_x", "api_url": "https://api.example.com/api/v1", "mediums": "call"}
+        )
+    assert str(caught.value) == (
+        """Setting mediums must be a list of strings like ["a", "b"], not 'call'."""
+    )
