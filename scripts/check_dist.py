@@ -39,6 +39,9 @@ DIST_NAME = "tap_conversations"
 #: Files the sdist must carry besides the package: a user building from it gets them.
 SDIST_FILES = ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml")
 TIMEOUT_SECONDS = 600
+#: What would let a venv's Python import the checkout (or another tree) instead of what
+#: the wheel installed: a test run with PYTHONPATH=$PWD would otherwise try the checkout.
+LEAKY_VARIABLES = ("PYTHONPATH", "PYTHONHOME")
 
 
 class DistError(RuntimeError):
@@ -122,6 +125,11 @@ def find_python(spec: str) -> Path:
     return Path(found)
 
 
+def venv_env() -> dict[str, str]:
+    """This process's environment without the variables that reach outside a venv."""
+    return {key: value for key, value in os.environ.items() if key not in LEAKY_VARIABLES}
+
+
 def new_venv(python: Path, path: Path) -> Path:
     """A clean venv (pip only, no system site-packages); its python."""
     run(python, "-m", "venv", path)
@@ -180,16 +188,45 @@ def check_sdist(sdist: Path) -> None:
 
 
 def install(wheel: Path, python: Path, venv_dir: Path) -> Path:
-    """The wheel installed into a clean venv of `python`; the venv's bin directory."""
+    """The wheel installed into a clean venv of `python`; the venv's bin directory.
+
+    Checks that the venv imports the tap from its own site-packages.
+    """
     venv_python = new_venv(python, venv_dir)
-    run(venv_python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel)
+    run(
+        venv_python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        wheel,
+        env=venv_env(),
+    )
+    where = run(
+        venv_python,
+        "-c",
+        f"import {DIST_NAME}; print({DIST_NAME}.__file__)",
+        cwd=venv_python.parent,
+        env=venv_env(),
+    ).strip()
+    if not Path(where).resolve().is_relative_to(venv_dir.resolve()):
+        msg = f"the venv imports {DIST_NAME} from {where}, not from the installed wheel"
+        raise DistError(msg)
     return venv_python.parent
 
 
 def about(bin_dir: Path) -> dict[str, object]:
     """`tap-conversations --about --format json` from an installed venv."""
     parsed: dict[str, object] = json.loads(
-        run(bin_dir / "tap-conversations", "--about", "--format", "json", cwd=bin_dir)
+        run(
+            bin_dir / "tap-conversations",
+            "--about",
+            "--format",
+            "json",
+            cwd=bin_dir,
+            env=venv_env(),
+        )
     )
     return parsed
 
@@ -199,7 +236,14 @@ def sync(bin_dir: Path, config: dict[str, object], workdir: Path) -> list[dict[s
     config_file = workdir / "config.json"
     config_file.write_text(json.dumps(config), encoding="utf-8")
     catalog = json.loads(
-        run(bin_dir / "tap-conversations", "--config", config_file, "--discover", cwd=workdir)
+        run(
+            bin_dir / "tap-conversations",
+            "--config",
+            config_file,
+            "--discover",
+            cwd=workdir,
+            env=venv_env(),
+        )
     )
     for stream in catalog["streams"]:
         selected = stream["tap_stream_id"] in {"conversations", "users"}
@@ -215,6 +259,7 @@ def sync(bin_dir: Path, config: dict[str, object], workdir: Path) -> list[dict[s
         "--catalog",
         catalog_file,
         cwd=workdir,
+        env=venv_env(),
     )
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
