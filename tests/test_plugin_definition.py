@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,13 @@ def test_hub_fields_and_the_release_they_name() -> None:
     assert f'Repository = "{definition["repo"]}"' in pyproject
     assert f'Documentation = "{definition["docs"]}"' in pyproject
     assert 'name = "tap-conversations"' in pyproject
+    # Every project URL lives under the one repository address, so that moving the
+    # repository is scripts/plugin_definition.py's REPOSITORY and these lines, all checked.
+    urls_section = pyproject.split("[project.urls]\n", 1)[1].split("\n[", 1)[0]
+    urls = re.findall(r'^\w+ = "([^"]+)"$', urls_section, re.MULTILINE)
+    assert len(urls) == 4, urls_section
+    for url in urls:
+        assert re.fullmatch(re.escape(definition["repo"]) + r"([/#].*)?", url), url
 
 
 def test_readme_first_screen_adds_the_tap_from_the_file() -> None:
