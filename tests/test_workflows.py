@@ -88,3 +88,7 @@ def test_ci_builds_and_tries_the_release_files() -> None:
 def test_dependabot_updates_actions_and_python_dependencies() -> None:
     config = _load(ROOT / ".github" / "dependabot.yml")
     assert {u["package-ecosystem"] for u in config["updates"]} == {"github-actions", "pip"}
+    pip = next(u for u in config["updates"] if u["package-ecosystem"] == "pip")
+    # Every file that pins a Python dependency: pyproject.toml and Dagster's requirements.
+    assert pip["directories"] == ["/", "/orchestrate"]
+    assert (ROOT / "orchestrate" / "requirements.txt").is_file()
