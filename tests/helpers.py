@@ -8,6 +8,7 @@ tests/conftest.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -46,6 +47,29 @@ DETAIL_STREAMS = ["conversations", "transcripts", "transcript_segments", "insigh
 
 
 # --- Meltano -------------------------------------------------------------------------
+
+
+def _load_check_dist() -> Any:  # a script's module, loaded by path
+    """scripts/check_dist.py (a script, not a package module): build and try the release files."""
+    spec = importlib.util.spec_from_file_location("check_dist", ROOT / "scripts/check_dist.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check_dist = _load_check_dist()
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release wheel, built from the sdist, both checked (`twine check --strict`,
+    contents): what tests/test_dist.py installs on each Python and what the new Meltano
+    project of tests/test_meltano_new_project.py installs through its definition."""
+    _sdist, built = check_dist.build(tmp_path_factory.mktemp("dist"))
+    path: Path = built
+    return path
 
 
 def find_meltano() -> Path | None:

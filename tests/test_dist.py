@@ -12,15 +12,15 @@ fails the test, elsewhere it skips.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import check_dist
 from tests.postgres import unavailable
 
 if TYPE_CHECKING:
@@ -28,26 +28,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = os.environ.get("DIST_PYTHONS", "3.10 3.13").split()
-
-
-def _check_dist() -> Any:
-    spec = importlib.util.spec_from_file_location("check_dist", ROOT / "scripts/check_dist.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check_dist = _check_dist()
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from the sdist, both checked (`twine check --strict`, contents)."""
-    _sdist, built = check_dist.build(tmp_path_factory.mktemp("dist"))
-    path: Path = built
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ finds it) in an empty temp dir:
     meltano config set tap-conversations api_token <the sandbox's>
     meltano run tap-conversations target-postgres
 
-The definition is the repository's file with one change, ``pip_url`` pointing at this
-checkout (the released file names the PyPI package); target-postgres is defined as the
-repository's meltano.yml defines it. The run goes against the sandbox into a real
+The definition is the repository's file with one change, ``pip_url`` naming the release
+wheel built from this checkout (the `wheel` fixture; the file names the PyPI package), so
+the definition and the file a release publishes are tried together. target-postgres is
+defined as the repository's meltano.yml defines it. The run goes against the sandbox into a real
 PostgreSQL (tests/postgres.py), and the conversations that land are exactly the ones
 the sandbox lists for the medium `call`.
 """
@@ -59,7 +60,7 @@ class NewProject(MeltanoRunner):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
+def project(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> NewProject:
     """`meltano init`, then the tap and the loader added from definition files alone."""
     exe = required_meltano()
     base = tmp_path_factory.mktemp("new-meltano-project")
@@ -75,10 +76,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> NewProject:
     new = NewProject(exe=exe, env=env, project=base / "project", tail_lines=60)
     assert "plugins" not in new.meltano_yml(), "meltano init made a project with plugins"
 
-    # The repository's file, installed from this checkout instead of PyPI.
+    # The repository's file, installing the release wheel instead of PyPI's.
     definition = yaml.safe_load(DEFINITION_FILE.read_text(encoding="utf-8"))
     assert definition["pip_url"] == "tap-conversations"
-    definition["pip_url"] = str(ROOT)
+    definition["pip_url"] = str(wheel)
     tap_file = base / "tap-conversations.yml"
     tap_file.write_text(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True))
     repo_project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
@@ -105,9 +106,18 @@ def _tables(conn: psycopg.Connection[Any]) -> set[str]:
     )
 
 
-def test_added_from_the_definition_file_alone(project: NewProject) -> None:
+def test_added_from_the_definition_file_alone(project: NewProject, wheel: Path) -> None:
     """What the file gave the project: no Hub lookup, the three traps avoided."""
     tap = project.plugin("extractors", "tap-conversations")
+    assert tap["pip_url"] == str(wheel)  # the release file, installed by `meltano install`
+    installed = list(
+        project.project.glob(
+            ".meltano/extractors/tap-conversations/venv/lib/*/"
+            "site-packages/tap_conversations-*.dist-info/RECORD"
+        )
+    )
+    assert len(installed) == 1, installed
+    assert "tap_conversations/tap.py" in installed[0].read_text(encoding="utf-8")
     definition = yaml.safe_load(DEFINITION_FILE.read_text(encoding="utf-8"))
     assert "variant" not in tap
     assert tap["namespace"] == definition["namespace"]
