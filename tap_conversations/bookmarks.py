@@ -8,6 +8,10 @@ insights later. So besides the high-water mark the state keeps:
   emitted for (`prefix.tag`, the tag a bitmask over `TAGGED_STREAMS`), bucketed by
   hour of their `date`, for the late-data window only, so that re-listing the window
   costs list requests, not detail ones, and a stream selected since is noticed;
+* `emitted_ahead`: the conversations of `seen` a run emitted beyond what it proved (a
+  daily quota cut: the ones fetched in parallel past the first one refused), by id
+  prefix with their date: `seen` keeps them past the late-data window until a later
+  run's proof passes them, so the quota is not spent on them twice;
 * `pending`: ids listed but not complete yet, with their date, when they were last
   fetched and why they are not complete (still processing, detail or summary not
   available yet). They are fetched again on a schedule that thins out as they age
@@ -43,6 +47,8 @@ from tap_conversations.removals import LoadedIds
 from tap_conversations.timestamps import format_timestamp, parse_timestamp, utc_day
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tap_conversations.conversation_filters import ListedConversation
 
 #: The streams a `seen` tag can name, by bit; new streams go at the end.
@@ -81,6 +87,12 @@ MAX_RECHECK_INTERVAL = dt.timedelta(days=1)
 #: days bound a conversation's re-checks to about 16 while leaving slow processing
 #: (hours, a weekend) time to finish.
 PROCESSING_ALLOWANCE = dt.timedelta(days=3)
+#: The bound on `emitted_ahead`. One quota cut emits at most two chunks beyond its proof
+#: (the cut one and the next, already in flight: 2 x streams.FETCH_CHUNK_SIZE - 1 = 49),
+#: and a later run drops them as its proof passes them (or they leave the API's 30
+#: days): more than two cuts' worth means runs cut again before getting past them.
+#: Beyond it the latest-dated are forgotten, and fetched again, as before they were kept.
+EMITTED_AHEAD_LIMIT = 100
 
 #: Why a pending conversation is not complete, as a warning words it ("N conversations …").
 PROCESSING = "processing"
@@ -117,6 +129,13 @@ def _hour_bucket(moment: dt.datetime) -> str:
 
 def _prefix(conversation_id: str) -> str:
     return conversation_id.replace("-", "")[:SEEN_PREFIX_CHARS]
+
+
+def _checked_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not prefix:
+        msg = "an emitted_ahead entry's id prefix is not a string"
+        raise TypeError(msg)
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -281,6 +300,9 @@ class ConversationCheckpoint:
     high_water: dt.datetime | None = None
     #: Hour bucket -> id prefix -> streams tag.
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Id prefix -> date: entries of `seen` emitted beyond what their run proved (see
+    #: `hold_ahead`), kept past the late-data window until a later run proves them.
+    emitted_ahead: dict[str, dt.datetime] = field(default_factory=dict)
     pending: dict[str, Pending] = field(default_factory=dict)
     account_id: str | None = None
     coverage: Coverage = field(default_factory=Coverage)
@@ -323,6 +345,10 @@ class ConversationCheckpoint:
             checkpoint = cls(
                 high_water=None if value is None else parse_timestamp(value),
                 seen=seen,
+                emitted_ahead={
+                    _checked_prefix(prefix): parse_timestamp(date)
+                    for prefix, date in (stream_state.get("emitted_ahead") or {}).items()
+                },
                 pending=pending,
                 account_id=account_id,
                 coverage=Coverage.from_state(stream_state.get("coverage")),
@@ -375,6 +401,11 @@ class ConversationCheckpoint:
             stream_state.pop("removals", None)
         if self.rereads.day:
             stream_state["summary_rereads"] = self.rereads.to_state()
+        if self.emitted_ahead:
+            held = sorted(self.emitted_ahead.items())
+            stream_state["emitted_ahead"] = {prefix: format_timestamp(d) for prefix, d in held}
+        else:
+            stream_state.pop("emitted_ahead", None)
 
     def is_new_to(self, conversation: ListedConversation, *, streams: frozenset[str]) -> bool:
         """Whether a listed conversation's records of `streams` were never emitted.
@@ -432,6 +463,39 @@ class ConversationCheckpoint:
         else:
             self.pending[cid] = Pending(date=date, checked=now, reason=pending_reason)
 
+    def hold_ahead(self, emitted: Iterable[ListedConversation], proven_until: dt.datetime) -> None:
+        """Keep the conversations emitted beyond `proven_until` in `seen` until proven.
+
+        A chunk the daily quota cut emits what was fetched in parallel past the first
+        conversation refused, and a chunk that splits a tie emits part of a date its
+        state cannot claim: neither the bookmark nor a span of the coverage proves
+        them, and `seen` alone would forget them once they are older than the late-data
+        window (a backfill's at once). The next run would fetch them again, spending the
+        quota twice; held here, it finds them in `seen`.
+
+        Args:
+            emitted: The conversations a chunk fetched (those not in `seen` emitted nothing).
+            proven_until: What the run has proven so far (its fetched prefix).
+        """
+        for conversation in emitted:
+            if (
+                conversation.date > proven_until
+                and self.seen_tag(conversation.id, conversation.date) is not None
+            ):
+                self.emitted_ahead[_prefix(conversation.id)] = conversation.date
+
+    def proven(self, start: dt.datetime, until: dt.datetime) -> None:
+        """A run listed from `start` and fetched every new conversation up to `until`.
+
+        The conversations held ahead inside that range were listed and found emitted
+        (or fetched again): the bookmark and the coverage account for them now.
+        """
+        self.emitted_ahead = {
+            prefix: date
+            for prefix, date in self.emitted_ahead.items()
+            if not start <= date <= until
+        }
+
     def advance(self, date: dt.datetime, now: dt.datetime) -> None:
         """Move the high-water mark: every conversation listed up to `date` is done.
 
@@ -472,17 +536,32 @@ class ConversationCheckpoint:
     ) -> list[GivenUp]:
         """Forget what the next runs no longer need; return the pending entries given up.
 
-        `seen` keeps the late-data window; `pending` keeps a conversation until a fetch
-        `PROCESSING_ALLOWANCE` after its date still finds it incomplete, or until it
-        leaves the API's history (`history_floor`).
+        `seen` keeps the late-data window, and below it the conversations held ahead
+        (`emitted_ahead`, inside the API's history and `EMITTED_AHEAD_LIMIT`); `pending`
+        keeps a conversation until a fetch `PROCESSING_ALLOWANCE` after its date still
+        finds it incomplete, or until it leaves the API's history (`history_floor`).
         """
+        held = sorted(
+            (date, prefix) for prefix, date in self.emitted_ahead.items() if date >= history_floor
+        )
+        self.emitted_ahead = {prefix: date for date, prefix in held[:EMITTED_AHEAD_LIMIT]}
         relist = self.relist_from(window, now)
         if relist is not None:
             floor_bucket = _hour_bucket(relist)
             ties = {_hour_bucket(parse_timestamp(date)) for date in self.unproven_ties}
-            self.seen = {
-                b: entries for b, entries in self.seen.items() if b >= floor_bucket or b in ties
-            }
+            held_by_bucket: dict[str, set[str]] = {}
+            for prefix, date in self.emitted_ahead.items():
+                held_by_bucket.setdefault(_hour_bucket(date), set()).add(prefix)
+            kept = {}
+            for bucket, entries in self.seen.items():
+                if bucket >= floor_bucket or bucket in ties:
+                    kept[bucket] = entries
+                elif bucket in held_by_bucket:
+                    held_here = held_by_bucket[bucket]
+                    held_entries = {p: tag for p, tag in entries.items() if p in held_here}
+                    if held_entries:
+                        kept[bucket] = held_entries
+            self.seen = kept
         given_up = [
             GivenUp(cid, entry.reason, aged_out=entry.date < history_floor)
             for cid, entry in sorted(self.pending.items())

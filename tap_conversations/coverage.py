@@ -9,10 +9,10 @@ first uncovered date and fetches exactly the conversations no span covers.
 
 A span claims only dates that were settled when it was recorded: older than the
 late-data window at the run's clock, so no conversation can still be listed late
-inside it. Above that, `seen` (bookmarks.py) says which conversations were emitted
-and for which streams. A conversation emitted again for fewer streams than a span
-claimed for it (a pending one completed while another selection was active) takes
-its date out of that span.
+inside it. Above that, and for what a run emitted beyond its proof (a quota cut),
+`seen` (bookmarks.py) says which conversations were emitted and for which streams. A
+conversation emitted again for fewer streams than a span claimed for it (a pending one
+completed while another selection was active) takes its date out of that span.
 
 Spans with the same filters and streams merge, and spans older than the API's 30 days
 are dropped, so in steady use the coverage is one span.

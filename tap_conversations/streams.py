@@ -55,7 +55,7 @@ from tap_conversations.sdk_internals import (
     VersionedFullTableStream,
 )
 from tap_conversations.settings import HISTORY_DAYS
-from tap_conversations.timestamps import format_timestamp
+from tap_conversations.timestamps import JUST_BELOW, format_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator
@@ -396,6 +396,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                 yield from self._emit_chunk(chunk, index)
                 # Read per chunk: the first fetch settles which scopes the token has.
                 synced = self._synced(planner)
+                marked = []
                 for bundle in chunk.bundles:
                     if bundle.conversation_id in plan.reread_ids:
                         # Complete already: a re-read changes what was loaded, not the state.
@@ -403,8 +404,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                         checkpoint.rereads.add(now)
                         checkpoint.rereads.after = f"{reread.date.date()} {reread.id}"
                         continue
+                    marked.append(asked[bundle.conversation_id])
                     checkpoint.mark_emitted(
-                        asked[bundle.conversation_id],
+                        marked[-1],
                         streams=synced,
                         pending_reason=bundle.pending_reason,
                         now=now,
@@ -413,6 +415,9 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                         checkpoint.rechecks.add(now)
                 done = index * FETCH_CHUNK_SIZE + chunk.done_prefix
                 fetched_until = plan.fetched_until(done)
+                checkpoint.hold_ahead(
+                    marked, start - JUST_BELOW if fetched_until is None else fetched_until
+                )
                 if fetched_until is not None:
                     checkpoint.advance(fetched_until, now)
                     self._cover(planner, start, fetched_until)
@@ -536,6 +541,7 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         """Record that this run's wishes are proven from `start` to `until`, where settled."""
         if until is None:
             return
+        planner.checkpoint.proven(start, until)
         span = CoveredSpan(start, planner.settled(until), planner.filters, self._synced(planner))
         planner.checkpoint.coverage.add(span)
 

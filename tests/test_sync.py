@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_conversations.bookmarks import (
+    EMITTED_AHEAD_LIMIT,
     PROCESSING,
     PROCESSING_ALLOWANCE,
     ConversationCheckpoint,
@@ -385,6 +386,56 @@ def test_state_stays_small_after_a_month_of_hourly_syncs() -> None:
         if (hour * per_hour + n) % 1000 == 0
     )
     assert len(checkpoint.pending) <= 6 * per_hour // 50 + 7 + never_finished
+
+
+def test_what_a_cut_emitted_beyond_its_proof_stays_in_seen_until_proven() -> None:
+    """A backfill cut by the quota: the conversations past its proof are older than the window."""
+    window = dt.timedelta(hours=1)
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    floor = now - dt.timedelta(days=30)
+    checkpoint = ConversationCheckpoint(high_water=now)
+    day = now - dt.timedelta(days=10)
+    proof, ahead = (
+        ListedConversation(date=day + dt.timedelta(minutes=m), id=f"{m:08x}-0000-4000-8000-0")
+        for m in (1, 2)
+    )
+    for conversation in (proof, ahead):
+        checkpoint.mark_emitted(conversation, streams=STREAMS, pending_reason=None, now=now)
+    checkpoint.hold_ahead([proof, ahead], proven_until=proof.date)
+    checkpoint.prune(window, floor, now)
+    state: dict[str, Any] = {}
+    checkpoint.write_to(state)
+    resumed = ConversationCheckpoint.from_state(state)
+    assert list(resumed.emitted_ahead.values()) == [ahead.date]
+    assert not resumed.is_new_to(ahead, streams=STREAMS)
+    assert resumed.is_new_to(ahead, streams=STREAMS | {"recordings"})  # a stream selected since
+    assert resumed.is_new_to(proof, streams=STREAMS)  # no span in this sketch: below the window
+    # A run that lists from before it and proves past it: the coverage accounts for it now.
+    resumed.proven(proof.date, ahead.date)
+    resumed.prune(window, floor, now)
+    assert resumed.emitted_ahead == {}
+    assert resumed.seen == {}
+    resumed.write_to(state)
+    assert "emitted_ahead" not in state
+
+
+def test_what_cuts_hold_ahead_is_bounded_and_ages_out() -> None:
+    window = dt.timedelta(hours=1)
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    floor = now - dt.timedelta(days=30)
+    checkpoint = ConversationCheckpoint(high_water=now)
+    held = [
+        ListedConversation(date=floor + dt.timedelta(hours=i - 1), id=f"{i:012x}-0000-4000-8000")
+        for i in range(EMITTED_AHEAD_LIMIT + 20)
+    ]
+    for conversation in held:
+        checkpoint.mark_emitted(conversation, streams=STREAMS, pending_reason=None, now=now)
+    checkpoint.hold_ahead(held, proven_until=floor - dt.timedelta(days=1))
+    checkpoint.prune(window, floor, now)
+    kept = sorted(checkpoint.emitted_ahead.values())
+    # The one older than the API's 30 days leaves; of the rest, the earliest-dated stay.
+    assert kept == [c.date for c in held[1 : EMITTED_AHEAD_LIMIT + 1]]
+    assert sum(len(entries) for entries in checkpoint.seen.values()) == EMITTED_AHEAD_LIMIT
 
 
 @pytest.mark.date_slicing

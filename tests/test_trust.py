@@ -12,11 +12,14 @@ import json
 import logging
 import subprocess
 import sys
+import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint
+from tap_conversations.conversation_fetch import ConversationFetcher
 from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.errors import StateError
 from tap_conversations.planner import FetchList
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
+    from tap_conversations.conversation_fetch import ConversationBundle
     from tests.sandbox import Sandbox
 
 CONVERSATION_STREAMS = ("conversations", "transcripts", "insights", "summaries")
@@ -377,16 +381,42 @@ def test_a_damaged_state_is_one_line_before_any_record(
 
 
 def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
-    sandbox: Sandbox,
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = Runs(tap_config(sandbox))
     runs.run(["conversations"])
     everything = truth_ids(sandbox)
-    sandbox.set_daily_quota(30)
+    quota = 30
+    sandbox.set_daily_quota(quota)
+    #: Conversations still processing before a run: re-checked by design.
+    pending_before = set(runs.state["bookmarks"]["conversations"]["pending"])  # type: ignore[index]
+    backfill = sorted(
+        ListedConversation.from_item(item)
+        for item in sandbox.listed_conversations()
+        if item["id"] not in pending_before
+    )
+    # The first cut day: the 27th conversation's thread stalls until the others have
+    # spent the quota, so conversations after it in date order are fetched and emitted
+    # while it is refused (threads racing ahead of one that waited made that 21 in CI).
+    stalled = backfill[26].id
+    to_stall = {stalled}
+    fetch_detail = ConversationFetcher._detail_of
+
+    def detail_once_the_quota_is_spent(
+        fetcher: ConversationFetcher, conversation: ListedConversation
+    ) -> ConversationBundle:
+        if conversation.id in to_stall:
+            to_stall.discard(conversation.id)
+            deadline = time.monotonic() + 10
+            while sandbox.counters.quota_used(sandbox.token) < quota:
+                assert time.monotonic() < deadline, "the other threads did not spend the quota"
+                time.sleep(0.005)
+        return fetch_detail(fetcher, conversation)
+
+    monkeypatch.setattr(ConversationFetcher, "_detail_of", detail_once_the_quota_is_spent)
     fetched_per_day: list[int] = []
-    emitted_per_day: list[list[str]] = []
-    #: Conversations still processing: re-checked by design, not fetched twice by a cut.
-    pending: set[str] = set()
+    first_fetches: Counter[str] = Counter()
+    rechecks = 0
     while not fetched_per_day or fetched_per_day[-1]:
         sandbox.new_day()
         sandbox.reset_counters()
@@ -394,25 +424,23 @@ def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
         fetched_per_day.append(
             sandbox.counters.requests(endpoint="/conversations/{id}", status=200)
         )
-        emitted_per_day.append(out.ids("conversations"))
-        pending |= set(runs.state["bookmarks"]["conversations"]["pending"])  # type: ignore[index]
+        emitted = set(out.ids("conversations"))
+        if len(fetched_per_day) == 1:
+            assert stalled not in emitted
+            assert emitted & {item.id for item in backfill[27:]}, "nothing emitted past the cut"
+        first_fetches.update(emitted - pending_before)
+        rechecks += len(emitted & pending_before)
+        pending_before = set(runs.state["bookmarks"]["conversations"]["pending"])  # type: ignore[index]
         assert len(fetched_per_day) <= 6
     assert_conversation_streams_match(sandbox, runs.warehouse, everything)
     # 30 a day until done, then a quiet day.
-    assert fetched_per_day[:3] == [30, 30, 30]
+    assert fetched_per_day[:3] == [quota] * 3
     assert fetched_per_day[-1] == 0
-    # Fetched twice at most, and only what a day the quota cut emitted beyond what its
-    # state could prove done: after the first conversation the quota refused in date
-    # order, or sharing that conversation's date. Threads that raced ahead while one
-    # waited can make that more than the requests in flight at the cut (21 once).
-    times_emitted = {
-        cid: sum(cid in emitted for emitted in emitted_per_day) for cid in everything - pending
-    }
-    assert max(times_emitted.values()) <= 2
-    cut_days = emitted_per_day[: len(emitted_per_day) - 2]
-    twice = {cid for cid, times in times_emitted.items() if times == 2}
-    assert twice <= {cid for emitted in cut_days for cid in emitted}
-    assert sum(fetched_per_day) - len(everything) >= len(twice)
+    # No conversation is fetched twice but to re-check one still processing: what a cut
+    # day emitted beyond what its bookmark proved, its state holds until proven.
+    assert set(first_fetches) == {item.id for item in backfill}
+    assert max(first_fetches.values()) == 1
+    assert sum(fetched_per_day) == len(backfill) + rechecks
 
 
 def test_a_quota_cut_inside_a_tie_leaves_that_date_uncovered() -> None:
