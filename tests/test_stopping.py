@@ -160,7 +160,9 @@ def test_a_signal_with_fetches_queued_at_the_pace_ends_at_once(
     sandbox.set_rate_limit(1, window_seconds=1.0)  # no room to burst on: the pace
     config = tap_config(sandbox, max_requests_per_minute=60, max_parallel_requests=32)
     run = Run(tmp_path, config, ["conversations"])
-    run.read_until(lambda out: b'"type":"RECORD"' in out)
+    # Three details answered: the pool's 32 threads are all waiting for the pace now
+    # (waiting for the first chunk's RECORD lines took 25 s more at this pace).
+    run.read_until_true(lambda: sandbox.counters.requests("/conversations/{id}") >= 3)
     sent_before = sandbox.counters.requests()
     run.process.send_signal(signal.SIGTERM)
     run.stopped_by(signal.SIGTERM)
