@@ -645,9 +645,10 @@ def report(runs: list[Run], counts: list[Instructions]) -> None:
         )
         print(instructions_table(counts))
     print()
-    if figures(runs, counts):
+    side_by_side = figures(runs, counts)
+    if side_by_side:
         print("issue 21's figures, side by side:")
-        print("\n".join(figures(runs, counts)))
+        print("\n".join(side_by_side))
         print()
     print("targets (issues 4 and 21):")
     print("\n".join(targets(runs)))

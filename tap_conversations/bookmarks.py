@@ -89,8 +89,8 @@ MAX_RECHECK_INTERVAL = dt.timedelta(days=1)
 PROCESSING_ALLOWANCE = dt.timedelta(days=3)
 #: The bound on `emitted_ahead`. One quota cut emits at most two chunks beyond its proof
 #: (the cut one and the next, already in flight: 2 x streams.FETCH_CHUNK_SIZE - 1 = 49),
-#: and a later run drops them as its proof passes them (or they leave the API's 30
-#: days): more than two cuts' worth means runs cut again before getting past them.
+#: more only when the cut splits a date many conversations share (they are all held);
+#: a later run drops them as its proof passes them (or they leave the API's 30 days).
 #: Beyond it the latest-dated are forgotten, and fetched again, as before they were kept.
 EMITTED_AHEAD_LIMIT = 100
 
@@ -131,11 +131,23 @@ def _prefix(conversation_id: str) -> str:
     return conversation_id.replace("-", "")[:SEEN_PREFIX_CHARS]
 
 
-def _checked_prefix(prefix: object) -> str:
-    if not isinstance(prefix, str) or not prefix:
-        msg = "an emitted_ahead entry's id prefix is not a string"
+def _emitted_ahead_from_state(value: object) -> dict[str, dt.datetime]:
+    """Read what `write_to` wrote under `emitted_ahead` (None: nothing held)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        msg = f"emitted_ahead is {type(value).__name__}, not an object"
         raise TypeError(msg)
-    return prefix
+    held = {}
+    for prefix, date in value.items():
+        if not isinstance(prefix, str) or not prefix:
+            msg = "an emitted_ahead id prefix is empty"
+            raise ValueError(msg)
+        if not isinstance(date, str):
+            msg = f"emitted_ahead[{prefix!r}] is {type(date).__name__}, not a date"
+            raise TypeError(msg)
+        held[prefix] = parse_timestamp(date)
+    return held
 
 
 @dataclass(frozen=True)
@@ -345,10 +357,7 @@ class ConversationCheckpoint:
             checkpoint = cls(
                 high_water=None if value is None else parse_timestamp(value),
                 seen=seen,
-                emitted_ahead={
-                    _checked_prefix(prefix): parse_timestamp(date)
-                    for prefix, date in (stream_state.get("emitted_ahead") or {}).items()
-                },
+                emitted_ahead=_emitted_ahead_from_state(stream_state.get("emitted_ahead")),
                 pending=pending,
                 account_id=account_id,
                 coverage=Coverage.from_state(stream_state.get("coverage")),
@@ -487,8 +496,10 @@ class ConversationCheckpoint:
     def proven(self, start: dt.datetime, until: dt.datetime) -> None:
         """A run listed from `start` and fetched every new conversation up to `until`.
 
-        The conversations held ahead inside that range were listed and found emitted
-        (or fetched again): the bookmark and the coverage account for them now.
+        The holds dated inside that range are dropped: the bookmark and the coverage
+        account for what this run listed there. One its filters did not list (narrowed
+        since the cut) is dropped too; a later run with the wider filters fetches it
+        again, which costs a quota unit and loses nothing.
         """
         self.emitted_ahead = {
             prefix: date
@@ -541,8 +552,12 @@ class ConversationCheckpoint:
         keeps a conversation until a fetch `PROCESSING_ALLOWANCE` after its date still
         finds it incomplete, or until it leaves the API's history (`history_floor`).
         """
+        # A hold whose `seen` entry is gone (a state an older version pruned, or edited by
+        # hand) proves nothing: it must not take the place of one that does.
         held = sorted(
-            (date, prefix) for prefix, date in self.emitted_ahead.items() if date >= history_floor
+            (date, prefix)
+            for prefix, date in self.emitted_ahead.items()
+            if date >= history_floor and prefix in self.seen.get(_hour_bucket(date), {})
         )
         self.emitted_ahead = {prefix: date for date, prefix in held[:EMITTED_AHEAD_LIMIT]}
         relist = self.relist_from(window, now)

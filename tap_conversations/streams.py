@@ -323,7 +323,8 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
             now=tap.clock(),
         )
         start = planner.listing_start()
-        sweep = self._removal_sweep(planner)
+        following = self._follow_loaded_ids(planner)
+        sweep = self._removal_sweep(planner) if following else None
         # A sweep lists the window below `start` too; only its comparison reads that part.
         list_from = min(start, sweep.compared_from) if sweep is not None else start
         lister = ConversationLister(tap.api, tap.settings, tap.clock, progress.listing)
@@ -390,13 +391,14 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         )
         progress.fetching(len(to_fetch), rechecks=len(plan.rechecks), parts=self._fetch_plan())
         asked = {conversation.id: conversation for conversation in to_fetch}
+        new_ids = {conversation.id for conversation in plan.dated}
         done = 0
         try:
             for index, chunk in enumerate(fetcher.in_order(to_fetch, FETCH_CHUNK_SIZE)):
                 yield from self._emit_chunk(chunk, index)
                 # Read per chunk: the first fetch settles which scopes the token has.
                 synced = self._synced(planner)
-                marked = []
+                new = []  # not re-checks: what the bookmark and the coverage are about
                 for bundle in chunk.bundles:
                     if bundle.conversation_id in plan.reread_ids:
                         # Complete already: a re-read changes what was loaded, not the state.
@@ -404,19 +406,18 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
                         checkpoint.rereads.add(now)
                         checkpoint.rereads.after = f"{reread.date.date()} {reread.id}"
                         continue
-                    marked.append(asked[bundle.conversation_id])
+                    listed = asked[bundle.conversation_id]
                     checkpoint.mark_emitted(
-                        marked[-1],
-                        streams=synced,
-                        pending_reason=bundle.pending_reason,
-                        now=now,
+                        listed, streams=synced, pending_reason=bundle.pending_reason, now=now
                     )
                     if bundle.conversation_id in plan.guesses:
                         checkpoint.rechecks.add(now)
+                    if bundle.conversation_id in new_ids:
+                        new.append(listed)
                 done = index * FETCH_CHUNK_SIZE + chunk.done_prefix
                 fetched_until = plan.fetched_until(done)
                 checkpoint.hold_ahead(
-                    marked, start - JUST_BELOW if fetched_until is None else fetched_until
+                    new, start - JUST_BELOW if fetched_until is None else fetched_until
                 )
                 if fetched_until is not None:
                     checkpoint.advance(fetched_until, now)
@@ -461,10 +462,11 @@ class ConversationsStream(ChunkedParentStream, ConversationsApiStream):
         return True
 
     def _removal_sweep(self, planner: RunPlanner) -> RemovalSweep | None:
-        """This run's re-list of the window to find removals; None when none is due."""
+        """This run's re-list of the window to find removals; None when none is due.
+
+        Call it only while the loaded ids are followed (`_follow_loaded_ids`).
+        """
         tap = self.conversations_tap
-        if not self._follow_loaded_ids(planner):
-            return None
         loaded = planner.checkpoint.loaded
         sweep = RemovalSweep(
             loaded, tap.settings.removal_sweep_interval, tap.history_floor, planner.now

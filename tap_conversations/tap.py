@@ -324,7 +324,9 @@ class TapConversations(SdkTap):
         """Run a sync; a failure the user can act on ends with its one line, no traceback."""
         # What is left after the run is the interpreter's teardown, whose collections
         # walk every object the SDK's imports made (0.1 s a run, more than the sync of a
-        # dozen conversations costs). Frozen objects are skipped; the OS frees them.
+        # dozen conversations costs). Frozen objects are skipped; the OS frees them. A
+        # file in a reference cycle would go unflushed: the tap writes through stdout
+        # and logging only, which the teardown flushes anyway.
         atexit.unregister(gc.freeze)
         atexit.register(gc.freeze)
         try:

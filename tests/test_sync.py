@@ -438,6 +438,26 @@ def test_what_cuts_hold_ahead_is_bounded_and_ages_out() -> None:
     assert sum(len(entries) for entries in checkpoint.seen.values()) == EMITTED_AHEAD_LIMIT
 
 
+def test_a_hold_without_its_seen_entry_gives_way_to_one_with() -> None:
+    """Holds an older version's prune left without `seen` entries prove nothing."""
+    window = dt.timedelta(hours=1)
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    floor = now - dt.timedelta(days=30)
+    checkpoint = ConversationCheckpoint(high_water=now)
+    stale = {f"{i:08x}": floor + dt.timedelta(hours=1, minutes=i) for i in range(100)}
+    fresh = [
+        ListedConversation(date=now - dt.timedelta(days=5, minutes=i), id=f"f{i:07x}-0000-4000")
+        for i in range(10)
+    ]
+    for conversation in fresh:
+        checkpoint.mark_emitted(conversation, streams=STREAMS, pending_reason=None, now=now)
+    checkpoint.emitted_ahead = dict(stale)  # as a state round trip through an older version
+    checkpoint.hold_ahead(fresh, proven_until=now - dt.timedelta(days=6))
+    checkpoint.prune(window, floor, now)
+    assert sorted(checkpoint.emitted_ahead.values()) == sorted(c.date for c in fresh)
+    assert not any(checkpoint.is_new_to(c, streams=STREAMS) for c in fresh)
+
+
 @pytest.mark.date_slicing
 def test_listing_in_date_slices_when_latency_bounds_it(
     sandbox_factory: Callable[..., Sandbox],

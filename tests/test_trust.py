@@ -365,6 +365,14 @@ def run_cli(sandbox: Sandbox, tmp_path: Path, state_text: str) -> subprocess.Com
             "The state of stream conversations",
         ),
         ('{"bookmarks": []}', "is not a Singer state"),
+        (
+            '{"bookmarks": {"conversations": {"emitted_ahead": ["x"]}}}',
+            "(TypeError: emitted_ahead is list, not an object)",
+        ),
+        (
+            '{"bookmarks": {"conversations": {"emitted_ahead": {"0a1b2c3d": 5}}}}',
+            "(TypeError: emitted_ahead['0a1b2c3d'] is int, not a date)",
+        ),
     ],
 )
 def test_a_damaged_state_is_one_line_before_any_record(
