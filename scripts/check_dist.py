@@ -48,12 +48,16 @@ class DistError(RuntimeError):
     """A release file is wrong, or a step of trying it failed."""
 
 
-def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    """Run a command; return its stdout; raise DistError with its output on failure."""
+def run(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run a command; return its stdout; raise DistError with its output on failure.
+
+    Every command here runs a venv's Python (the build tools', or one the wheel went
+    into), so none sees the variables that would reach outside it (`venv_env`).
+    """
     result = subprocess.run(
         [str(arg) for arg in args],
         cwd=cwd,
-        env=env,
+        env=venv_env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,
@@ -193,22 +197,12 @@ def install(wheel: Path, python: Path, venv_dir: Path) -> Path:
     Checks that the venv imports the tap from its own site-packages.
     """
     venv_python = new_venv(python, venv_dir)
-    run(
-        venv_python,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        wheel,
-        env=venv_env(),
-    )
+    run(venv_python, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel)
     where = run(
         venv_python,
         "-c",
         f"import {DIST_NAME}; print({DIST_NAME}.__file__)",
         cwd=venv_python.parent,
-        env=venv_env(),
     ).strip()
     if not Path(where).resolve().is_relative_to(venv_dir.resolve()):
         msg = f"the venv imports {DIST_NAME} from {where}, not from the installed wheel"
@@ -219,14 +213,7 @@ def install(wheel: Path, python: Path, venv_dir: Path) -> Path:
 def about(bin_dir: Path) -> dict[str, object]:
     """`tap-conversations --about --format json` from an installed venv."""
     parsed: dict[str, object] = json.loads(
-        run(
-            bin_dir / "tap-conversations",
-            "--about",
-            "--format",
-            "json",
-            cwd=bin_dir,
-            env=venv_env(),
-        )
+        run(bin_dir / "tap-conversations", "--about", "--format", "json", cwd=bin_dir)
     )
     return parsed
 
@@ -236,14 +223,7 @@ def sync(bin_dir: Path, config: dict[str, object], workdir: Path) -> list[dict[s
     config_file = workdir / "config.json"
     config_file.write_text(json.dumps(config), encoding="utf-8")
     catalog = json.loads(
-        run(
-            bin_dir / "tap-conversations",
-            "--config",
-            config_file,
-            "--discover",
-            cwd=workdir,
-            env=venv_env(),
-        )
+        run(bin_dir / "tap-conversations", "--config", config_file, "--discover", cwd=workdir)
     )
     for stream in catalog["streams"]:
         selected = stream["tap_stream_id"] in {"conversations", "users"}
@@ -259,7 +239,6 @@ def sync(bin_dir: Path, config: dict[str, object], workdir: Path) -> list[dict[s
         "--catalog",
         catalog_file,
         cwd=workdir,
-        env=venv_env(),
     )
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
