@@ -564,19 +564,11 @@ class ConversationCheckpoint:
         if relist is not None:
             floor_bucket = _hour_bucket(relist)
             ties = {_hour_bucket(parse_timestamp(date)) for date in self.unproven_ties}
-            held_by_bucket: dict[str, set[str]] = {}
-            for prefix, date in self.emitted_ahead.items():
-                held_by_bucket.setdefault(_hour_bucket(date), set()).add(prefix)
-            kept = {}
-            for bucket, entries in self.seen.items():
-                if bucket >= floor_bucket or bucket in ties:
-                    kept[bucket] = entries
-                elif bucket in held_by_bucket:
-                    held_here = held_by_bucket[bucket]
-                    held_entries = {p: tag for p, tag in entries.items() if p in held_here}
-                    if held_entries:
-                        kept[bucket] = held_entries
-            self.seen = kept
+            was = self.seen
+            self.seen = {b: entries for b, entries in was.items() if b >= floor_bucket or b in ties}
+            for prefix, date in self.emitted_ahead.items():  # each in `was` (checked above)
+                bucket = _hour_bucket(date)
+                self.seen.setdefault(bucket, {})[prefix] = was[bucket][prefix]
         given_up = [
             GivenUp(cid, entry.reason, aged_out=entry.date < history_floor)
             for cid, entry in sorted(self.pending.items())
