@@ -46,7 +46,7 @@ UNKNOWN_TOKEN = "mt_00000000_ffffffffffffffff"  # noqa: S105  # a token no serve
 DETAIL_STREAMS = ["conversations", "transcripts", "transcript_segments", "insights"]
 
 
-# --- Meltano -------------------------------------------------------------------------
+# --- Release files -------------------------------------------------------------------
 
 
 def _load_check_dist() -> Any:  # a script's module, loaded by path
@@ -70,6 +70,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _sdist, built = check_dist.build(tmp_path_factory.mktemp("dist"))
     path: Path = built
     return path
+
+
+# --- Meltano -------------------------------------------------------------------------
 
 
 def find_meltano() -> Path | None:
