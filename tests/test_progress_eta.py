@@ -1,7 +1,7 @@
 """The ETA of the progress lines, against the time a whole sync really took, on a fake clock.
 
-The pacer sleeps on a fake clock (real monotonic time plus every sleep, added at once),
-so a sync at a real token's pace (60/min, some 4-5 minutes of pacing) runs in seconds,
+The pacer sleeps on a fake clock (real monotonic time, moved on at once to where each
+sleep ends), so a sync at a real token's pace (60/min, some 4-5 minutes of pacing) runs in seconds,
 on a busy machine too; the progress lines read the same clock. Every ETA printed after
 the run's first minute must be within 25 % of the time that was really left until the
 conversations were done: from the first list page on (while listing, the ETA counts the
@@ -42,20 +42,32 @@ ROUNDING_SECONDS = 1.0
 
 
 class FakeTime:
-    """Real monotonic time plus every sleep of the pacer, added at once."""
+    """Real monotonic time, moved on at once to where each of the pacer's sleeps ends.
+
+    Threads sleeping at the same time wake at their own deadlines, as on a real clock:
+    a sleep moves the clock to its deadline (the time its thread last read, from which
+    the pacer computed the wait, plus the wait), never further. Adding every sleep to
+    the clock instead ran it ahead of the pace whenever waits overlapped, more often on
+    a busy machine, and the time left after a line then looked shorter than its ETA.
+    """
 
     def __init__(self) -> None:
         self._offset = 0.0
         self._lock = threading.Lock()
+        self._last_read = threading.local()
         self.reporters: list[RecordingReporter] = []
 
     def clock(self) -> float:
         with self._lock:
-            return time.monotonic() + self._offset
+            now = time.monotonic() + self._offset
+        self._last_read.at = now
+        return now
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
-            self._offset += max(0.0, seconds)
+            real = time.monotonic()
+            read: float = getattr(self._last_read, "at", real + self._offset)
+            self._offset = max(self._offset, read + max(0.0, seconds) - real)
         for reporter in self.reporters:
             reporter.tick()
 
