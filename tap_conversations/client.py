@@ -377,6 +377,24 @@ class ApiClient:
             raise ApiResponseError(msg) from None
         return result
 
+    def _wait_for_the_pace(self, endpoint: str) -> int:
+        """Wait for the pacer; count the request as waiting, then as sent; its ticket."""
+        with self._lock:
+            self._waiting[endpoint] += 1
+        try:
+            ticket = self.pacer.acquire()
+        except BaseException:
+            with self._lock:
+                self._waiting[endpoint] -= 1
+            raise
+        with self._lock:
+            # In one step: a request between "waiting" and "sent" would count as neither,
+            # and a progress line then would count its conversation as not started.
+            self._waiting[endpoint] -= 1
+            self.stats.requests += 1
+            self.stats.by_endpoint[endpoint] += 1
+        return ticket
+
     def _get_once(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
         endpoint = endpoint_of(path)
         if self._auth_error is not None:
@@ -391,16 +409,7 @@ class ApiClient:
         ):
             # A conversation not yet touched today would only be answered 429 too.
             raise self._quota_error
-        with self._lock:
-            self._waiting[endpoint] += 1
-        try:
-            ticket = self.pacer.acquire()
-        finally:
-            with self._lock:
-                self._waiting[endpoint] -= 1
-        with self._lock:
-            self.stats.requests += 1
-            self.stats.by_endpoint[endpoint] += 1
+        ticket = self._wait_for_the_pace(endpoint)
         sent = time.monotonic()
         deadline = sent + self._deadline_seconds
         remaining: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import types
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
@@ -356,3 +357,39 @@ def test_the_eta_after_a_burst_counts_the_slots_it_took() -> None:
     for _ in range(5):
         pacer.answered(pacer.acquire(), server.answer())
     assert pacer.seconds_until_sent(5) == pytest.approx(65 * step - clock.now)
+
+
+class CountsOnEveryLock:
+    """The client's lock, which notes what the client counts as asked (waiting + sent)
+    each time a thread is about to take it: the moments another thread could read."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+        self._real = threading.Lock()
+        self._reading = False
+        self.asked: list[int] = []
+
+    def __enter__(self) -> None:
+        if not self._reading:
+            self._reading = True
+            sent, waiting = self._api.requests_by_endpoint()
+            self._reading = False
+            self.asked.append(sum(sent.values()) + sum(waiting.values()))
+        self._real.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._real.release()
+
+
+def test_a_request_counts_as_waiting_until_it_counts_as_sent(sandbox: Sandbox) -> None:
+    """Never neither: a progress line would count its conversation as not started."""
+    api = api_client(sandbox)
+    watched = CountsOnEveryLock(api)
+    api._lock = watched  # type: ignore[assignment]
+    try:
+        api.get("/users")
+        api.get("/teams")
+    finally:
+        api.close()
+    assert watched.asked == sorted(watched.asked), watched.asked
+    assert watched.asked[-1] == 2
