@@ -1,5 +1,5 @@
 """Run the tap as `python -m tap_conversations`."""
 
-from tap_conversations.tap import TapConversations
+from tap_conversations.cli import main
 
-TapConversations.cli()
+main()
