@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import backoff
 import pytest
 
-from tap_conversations import client
+from tap_conversations import client, rate_limit
 from tap_conversations.client import ApiClient, parse_retry_after
 from tap_conversations.errors import ApiResponseError
 from tap_conversations.rate_limit import RequestPacer
@@ -83,6 +83,40 @@ def test_any_limit_plus_one_requests_span_more_than_the_window() -> None:
         pacer, clock = paced(limit)
         times = acquire_times(pacer, clock, limit + 1)
         assert times[-1] - times[0] > 60.0 * 1.002, limit
+
+
+class LateWakingClock(FakeClock):
+    """Every sleep ends `late` seconds after it should; the sleep numbered `stall_at`,
+    `stall` seconds after (a thread starved for a while)."""
+
+    def __init__(self, late: float, stall_at: int = -1, stall: float = 0.0) -> None:
+        super().__init__()
+        self.late, self.stall_at, self.stall = late, stall_at, stall
+
+    def sleep(self, seconds: float) -> None:
+        extra = self.stall if len(self.sleeps) == self.stall_at else self.late
+        super().sleep(seconds + extra)
+
+
+def test_a_thread_waking_late_does_not_push_back_every_later_request() -> None:
+    """0.08 ms late at every wake (an ordinary sleep's overshoot): the run keeps its slots."""
+    clock = LateWakingClock(late=0.00008)
+    pacer = RequestPacer(3000, clock=clock, sleep=clock.sleep)
+    times = acquire_times(pacer, clock, 1000)
+    # Releases an interval apart after each late one would end 999 x 0.08 ms = 80 ms late.
+    assert times[-1] == pytest.approx(999 * pacer.interval, abs=0.0002)
+
+
+def test_after_a_late_release_the_next_ones_catch_up_and_windows_keep_half_the_margin() -> None:
+    """One wake 50 ms late (a starved thread): later releases catch up on the slots."""
+    clock = LateWakingClock(late=0.0, stall_at=10, stall=0.05)
+    limit = 600
+    pacer = RequestPacer(limit, clock=clock, sleep=clock.sleep)
+    times = acquire_times(pacer, clock, 3 * limit)
+    spans = [later - earlier for earlier, later in zip(times, times[limit:], strict=False)]
+    assert min(spans) >= 60.0 * (1 + rate_limit.RELEASE_MARGIN) - 1e-9
+    # Back on the slots within the run, not 50 ms behind to the end.
+    assert times[-1] == pytest.approx((3 * limit - 1) * pacer.interval, abs=1e-6)
 
 
 def test_pause_holds_every_later_request() -> None:
