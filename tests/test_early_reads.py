@@ -276,25 +276,59 @@ def test_a_list_read_that_fails_fails_in_its_streams_turn(
     assert out.schema_count("users") == 0
 
 
-def test_the_first_recording_request_still_goes_alone(
+def test_the_first_recording_request_goes_alone_with_the_first_details(
     sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The other details go with the first one's recording; their recordings after it."""
+    """Sent with the first details, not after one answered; other recordings after it."""
     sb = sandbox_factory(conversations=60)
     log = ArrivalLog(sb, monkeypatch)
-    # The first recording is answered only once a second detail has arrived: the pool
-    # must have started while the first conversation still had parts to fetch.
+    # The first detail is answered only once a recording request has arrived, and the
+    # first recording only once a second detail has: both went before any answer.
+    log.hold(DETAIL, until={RECORDING: 1})
     log.hold(RECORDING, until={DETAIL: 2})
     streams = ["conversations", "recordings", "summaries"]
-    run_sync(tap_config(sb), streams=streams)
-    assert "hold timed out" not in log.entries, log.entries[:12]
+    run_sync(tap_config(sb, max_parallel_requests=4), streams=streams)
+    assert "hold timed out" not in log.entries, log.entries[:16]
     released = log.index(f"released {RECORDING}")
     details = [i for i, e in enumerate(log.entries) if e == DETAIL]
     recordings = [i for i, e in enumerate(log.entries) if e == RECORDING]
-    assert details[0] < recordings[0] < released, "the first detail, then its recording"
+    assert recordings[0] < released
     assert details[1] < released
     assert recordings[1] > released, "no second recording request before the first answered"
     assert totals(sb) == expected_totals(sb, streams)
+
+
+def test_the_first_details_go_together(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool starts with the first listed conversations, not after one detail alone."""
+    sb = sandbox_factory(conversations=60)
+    log = ArrivalLog(sb, monkeypatch)
+    # The first detail is answered only once three more have arrived.
+    log.hold(DETAIL, until={DETAIL: 4})
+    streams = ["conversations", "transcripts", "insights"]
+    out = run_sync(tap_config(sb, max_parallel_requests=4), streams=streams)
+    assert "hold timed out" not in log.entries, log.entries[:16]
+    assert log.entries.count(DETAIL) == len(sb.listed_conversations())
+    assert sorted(out.ids("conversations")) == sorted(c["id"] for c in sb.listed_conversations())
+    assert totals(sb) == expected_totals(sb, streams)
+
+
+def test_without_the_transcripts_and_insights_scopes_one_probe_each_however_many_in_flight(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """The first answer settles the scopes; the details in flight with it wait, not probe."""
+    sb = sandbox_factory(conversations=60, latency_ms=20)
+    token = sb.add_token(scopes=("conversations",))
+    streams = ["conversations", "transcripts", "insights"]
+    out = run_sync(tap_config(sb, token=token, max_parallel_requests=8), streams=streams)
+    listed = [c["id"] for c in sb.listed_conversations()]
+    assert sb.counters.requests(endpoint=f"{DETAIL}/transcript") == 1
+    assert sb.counters.requests(endpoint=f"{DETAIL}/insights") == 1
+    assert sb.counters.requests(status=403) == 2
+    assert sb.counters.requests(endpoint=DETAIL) == len(listed)
+    assert sorted(out.ids("conversations")) == sorted(listed)
+    assert out.records("transcripts") == out.records("insights") == []
 
 
 def test_without_the_recordings_scope_one_403_however_many_in_flight(

@@ -213,9 +213,9 @@ def test_a_request_on_the_wire_does_not_hold_the_exit(sandbox: Sandbox, tmp_path
     )
     run = Run(tmp_path, config, ["conversations"])
     details = "/conversations/{id}"
-    # The first detail is fetched alone by the main thread; every later one by the
-    # fetch pool's worker threads, which the main thread waits for. From then on the
-    # sandbox holds each detail request for 10 minutes.
+    # The details are fetched by the fetch pool's worker threads, which the main
+    # thread waits for. From the first one on, the sandbox holds each detail request
+    # for 10 minutes.
     run.read_until_true(lambda: sandbox.counters.requests(details) >= 1)
     sandbox.faults.endpoints = {details}
     sandbox.faults.slow_rate, sandbox.faults.slow_seconds = 1.0, 600
