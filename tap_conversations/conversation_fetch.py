@@ -121,9 +121,9 @@ class ConversationFetcher:
         self._scopes = scopes
         self._plan = plan
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="fetch")
-        #: Held by the first detail answer that can settle the scopes until it has.
-        self._settling = threading.Lock()
-        self._scopes_settled = False
+        #: The run's first conversation: its detail settles the transcripts and insights
+        #: scopes, and its recording is the run's first, asked for with the first details.
+        self._first_id: str | None = None
         #: Held by the run's first recording request until it has answered.
         self._first_recording = threading.Lock()
         self._first_recording_answered = threading.Event()
@@ -168,14 +168,16 @@ class ConversationFetcher:
         across chunk boundaries; the pool's queue is first in, first out, so chunks
         still finish in order.
         """
-        if listed and self._early_recording is None and self._plan.detail and self._plan.recording:
-            # The run's first recording request goes alone (see _fetch_recording). Asked
-            # for after its conversation's detail, it would be answered a round trip
-            # after every detail in flight, and their recordings would all wait for it;
-            # sent now, with the first details, it has answered when they have.
-            first = listed[0]
-            early = ConversationBundle(first.id, first.date, None)
-            self._early_recording = (early, self._pool.submit(self._fetch_recording, early))
+        if listed and self._first_id is None:
+            self._first_id = listed[0].id
+            if self._plan.detail and self._plan.recording:
+                # The run's first recording request goes alone (see _fetch_recording).
+                # Asked for after its conversation's detail, it would be answered a round
+                # trip after every detail in flight, and their recordings would all wait
+                # for it; sent now, with the first details, it has answered when they have.
+                first = listed[0]
+                early = ConversationBundle(first.id, first.date, None)
+                self._early_recording = (early, self._pool.submit(self._fetch_recording, early))
         return PendingChunk([self._pool.submit(self._fetch_one, item) for item in listed])
 
     def collect(self, chunk: PendingChunk) -> FetchedChunk:
@@ -198,37 +200,42 @@ class ConversationFetcher:
                     pending.cancel()  # not started yet: nothing more to spend on a failed chunk
         if failure is not None:
             raise failure
+        # Where the run's first conversation could not settle the scopes (refused by
+        # the quota while later ones were answered), the first answer handed back does,
+        # before anything is emitted: its streams' state depends on them.
+        settler = next((bundle for bundle in result.bundles if bundle.detail is not None), None)
+        if settler is not None:
+            self._settle_scopes(settler)
         return result
 
     def _settle_scopes(self, bundle: ConversationBundle) -> None:
-        """The transcripts and insights scopes, from the first detail answer; probed where not.
+        """The transcripts and insights scopes, from the run's first detail; probed where not.
 
         The details of the pool's first conversations go out together, each asking for
         the transcript and the insights: a token without a scope gets an answer without
         that part, no error, and no request more than one asking only for what the
-        token may read. The first answer settles the scopes (the others wait for it);
-        where its part is missing, one probe tells "none yet" from "not allowed".
+        token may read. The run's first conversation (the oldest, as before) settles
+        the scopes: where its answer lacks a part, one probe tells "none yet" from "not
+        allowed". Any other answer could lack it only because that conversation is
+        still processing, and would cost a probe the first one does not.
         Sending the first detail alone instead cost a round trip before the pool
         started (0.1 s of a 10 s sync at 3000/min); what sending them together costs is
         paid only when the first details fail: those already in flight (up to
-        max_parallel_requests, each answered 429 when the day's quota is spent).
+        max_parallel_requests; each answered 429 when the day's quota is spent, 401
+        for a token revoked since `/me`, and each retried on a 5xx until the first of
+        them gives up).
         """
-        if bundle.detail is None:
-            return  # nothing to learn from: a later answer settles them
-        with self._settling:
-            if self._scopes_settled:
-                return
-            for scope, wanted, key in (
-                ("transcripts", self._plan.transcript, "transcript"),
-                ("insights", self._plan.insights, "insights"),
-            ):
-                if not wanted or self._scopes.is_known(scope):
-                    continue
-                if key in bundle.detail:
-                    self._scopes.granted(scope)
-                else:
-                    self._probe(scope, bundle.conversation_id)
-            self._scopes_settled = True
+        detail = bundle.detail or {}
+        for scope, wanted, key in (
+            ("transcripts", self._plan.transcript, "transcript"),
+            ("insights", self._plan.insights, "insights"),
+        ):
+            if not wanted or self._scopes.is_known(scope):
+                continue
+            if key in detail:
+                self._scopes.granted(scope)
+            else:
+                self._probe(scope, bundle.conversation_id)
 
     def _probe(self, scope: str, conversation_id: str) -> None:
         try:
@@ -242,7 +249,7 @@ class ConversationFetcher:
 
     def _fetch_one(self, conversation: ListedConversation) -> ConversationBundle:
         bundle = self._detail_of(conversation)
-        if not self._scopes_settled and bundle.detail_fetched:
+        if bundle.detail_fetched and conversation.id == self._first_id:
             self._settle_scopes(bundle)
         return self._with_parts(bundle)
 
@@ -283,11 +290,17 @@ class ConversationFetcher:
             return bundle  # the detail is not available: nothing more to ask now
         if self._plan.recording:
             early = self._early_recording
-            if early is not None and early[0].conversation_id == bundle.conversation_id:
-                early[1].result()
+            if (
+                early is not None
+                and early[0].conversation_id == bundle.conversation_id
+                and early[1].exception() is None
+            ):
                 bundle.recording = early[0].recording
                 bundle.unavailable = bundle.unavailable or early[0].unavailable
             else:
+                # An early request that failed is asked again, now that the detail has
+                # answered: a quota cut meanwhile refuses conversations not yet touched,
+                # and this one is, so what the quota already paid for is not dropped.
                 self._fetch_recording(bundle)
         if self._plan.summary and bundle.detail.get("summary") is not None:
             path = f"/conversations/{bundle.conversation_id}/summary"

@@ -15,12 +15,15 @@ import io
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tap_conversations.client import ApiClient
+from tap_conversations.conversation_fetch import ConversationFetcher
 from tap_conversations.early_reads import EarlyReads
-from tap_conversations.errors import ApiResponseError
+from tap_conversations.errors import ApiResponseError, QuotaExceededError
 from tap_conversations.tap import TapConversations
 from tests.harness import ALL_STREAMS, SyncOutput, catalog_selecting, run_sync, tap_config
 from tests.helpers import assert_no_traceback, run_cli
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from tap_conversations.conversation_fetch import ConversationBundle
+    from tap_conversations.conversation_filters import ListedConversation
     from tests.sandbox import Sandbox
 
 LISTING = "/conversations"
@@ -296,6 +301,73 @@ def test_the_first_recording_request_goes_alone_with_the_first_details(
     assert details[1] < released
     assert recordings[1] > released, "no second recording request before the first answered"
     assert totals(sb) == expected_totals(sb, streams)
+
+
+def test_an_early_recording_request_that_failed_is_asked_again_after_its_detail(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused by the client while its detail was still in flight, it is not dropped.
+
+    The client refuses a conversation it has not touched yet once another one met the
+    day's quota; the first recording goes before its detail has answered, so it can be
+    refused while the quota has already paid for the conversation.
+    """
+    sb = sandbox_factory(conversations=30)
+    refused: list[str] = []
+    get = ApiClient.get
+
+    def refuse_the_first_recording(
+        api: ApiClient, path: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        if path.endswith("/recording") and not refused:
+            refused.append(path)
+            raise QuotaExceededError(None)
+        return get(api, path, params)
+
+    monkeypatch.setattr(ApiClient, "get", refuse_the_first_recording)
+    out = run_sync(tap_config(sb), streams=["conversations", "recordings"])
+    listed = sorted(c["id"] for c in sb.listed_conversations())
+    assert len(refused) == 1
+    assert sorted(out.ids("conversations")) == listed
+    assert sorted(r["conversation_id"] for r in out.records("recordings")) == listed
+    assert sb.counters.requests(endpoint=RECORDING) == len(listed)
+
+
+def test_the_first_conversation_settles_the_scopes_whichever_answers_first(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation still processing answers without a transcript; it settles nothing.
+
+    The oldest conversation's detail is held back until later ones, still processing,
+    have arrived: their answers lack the transcript, and settling the transcripts scope
+    from one of them would cost a probe the oldest, complete one does not.
+    """
+    sb = sandbox_factory(conversations=40)
+    oldest_first = sorted(sb.listed_conversations(), key=lambda c: (c["date"], c["id"]))
+    first, processing = oldest_first[0]["id"], [c["id"] for c in oldest_first[1:8]]
+    for conversation_id in processing:
+        sb.set_processed(conversation_id, processed=False, webhook=False)
+    assert sb.transcript(first) is not None
+    detail_of = ConversationFetcher._detail_of
+
+    def the_first_after_the_others(
+        fetcher: ConversationFetcher, conversation: ListedConversation
+    ) -> ConversationBundle:
+        if conversation.id == first:
+            deadline = time.monotonic() + 10
+            while sb.counters.requests(endpoint=DETAIL) < 5:
+                assert time.monotonic() < deadline, "the other details did not go"
+                time.sleep(0.005)
+            time.sleep(0.05)  # their answers are back
+        return detail_of(fetcher, conversation)
+
+    monkeypatch.setattr(ConversationFetcher, "_detail_of", the_first_after_the_others)
+    out = run_sync(
+        tap_config(sb, max_parallel_requests=8), streams=["conversations", "transcripts"]
+    )
+    assert sb.counters.requests(endpoint=f"{DETAIL}/transcript") == 0
+    assert first in {r["conversation_id"] for r in out.records("transcripts")}
+    assert sb.counters.requests(endpoint=DETAIL) == len(oldest_first)
 
 
 def test_the_first_details_go_together(
