@@ -370,6 +370,44 @@ def test_the_first_conversation_settles_the_scopes_whichever_answers_first(
     assert sb.counters.requests(endpoint=DETAIL) == len(oldest_first)
 
 
+def test_a_first_conversation_refused_by_the_quota_still_leaves_the_scopes_settled(
+    sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later details answered while the first was refused: the scopes, before they emit.
+
+    The day's quota runs out while the oldest conversation's detail waits; the later
+    ones it paid for are emitted (the cut chunk's), and whether the token may read
+    transcripts must be known first: the state records it as missing, so that a scope
+    granted later brings a backfill.
+    """
+    quota = 5
+    sb = sandbox_factory(conversations=40)
+    token = sb.add_token(scopes=("conversations",), daily_quota=quota)
+    oldest_first = sorted(sb.listed_conversations(), key=lambda c: (c["date"], c["id"]))
+    first = oldest_first[0]["id"]
+    detail_of = ConversationFetcher._detail_of
+
+    def the_first_once_the_quota_is_spent(
+        fetcher: ConversationFetcher, conversation: ListedConversation
+    ) -> ConversationBundle:
+        if conversation.id == first:
+            deadline = time.monotonic() + 10
+            while sb.counters.quota_used(token) < quota:
+                assert time.monotonic() < deadline, "the other details did not spend the quota"
+                time.sleep(0.005)
+        return detail_of(fetcher, conversation)
+
+    monkeypatch.setattr(ConversationFetcher, "_detail_of", the_first_once_the_quota_is_spent)
+    config = tap_config(sb, token=token, max_parallel_requests=8, daily_conversation_quota=quota)
+    out = run_sync(config, streams=["conversations", "transcripts"])
+    emitted = out.ids("conversations")
+    assert emitted, "the cut chunk emits what the quota paid for"
+    assert first not in emitted
+    assert out.state["bookmarks"]["conversations"]["missing_scopes"] == ["transcripts"]
+    assert sb.counters.requests(endpoint=f"{DETAIL}/transcript") == 1
+    assert out.records("transcripts") == []
+
+
 def test_the_first_details_go_together(
     sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
