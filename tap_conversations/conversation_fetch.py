@@ -249,7 +249,9 @@ class ConversationFetcher:
 
     def _fetch_one(self, conversation: ListedConversation) -> ConversationBundle:
         bundle = self._detail_of(conversation)
-        if bundle.detail_fetched and conversation.id == self._first_id:
+        if bundle.detail is not None and conversation.id == self._first_id:
+            # Not from a 404 or another conversation's answer: a probe of a conversation
+            # that is gone answers 404 whatever the scope (collect() settles them then).
             self._settle_scopes(bundle)
         return self._with_parts(bundle)
 

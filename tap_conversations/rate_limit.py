@@ -46,9 +46,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-#: Slots are this much wider than the limit allows: any limit + 1 consecutive requests
+#: Slots are this much wider than the limit allows: any limit + 1 consecutive slots
 #: then span 1% more than the server's window (0.6 s of a minute), so jitter between
-#: sending and the server's clock cannot squeeze one request too many into a window.
+#: sending and the server's clock cannot squeeze one request too many into a window
+#: (releases, which catch up on late wake-ups, keep at least RELEASE_MARGIN).
 SAFETY_MARGIN = 0.01
 #: Releases, not just slots, stay this much wider than the limit allows apart: half the
 #: margin. A woken thread leaves 0.1-0.3 ms after its slot (the sleep's overshoot, the
@@ -221,20 +222,21 @@ class RequestPacer:
     def seconds_until_sent(self, requests: int, interval: float | None = None) -> float:
         """When the last of `requests` more requests goes out (for an ETA).
 
-        `requests` counts those waiting for their slot. Releases stay an interval apart
-        (this pace's, or a slower `interval` measured by the caller): the n-th next one
-        leaves n intervals after the last one (or the end of a server-side pause), and
-        never before the slots already taken: the requests sent in a burst took theirs
-        ahead of the pace, which resumes after them, so a burst does not make the rest
-        of the run go faster. Never before now.
+        `requests` counts those waiting for their slot. Releases stay apart by at least
+        the release spacing (RELEASE_MARGIN), or a slower `interval` measured by the
+        caller: the n-th next one leaves n such spacings after the last one (or the end
+        of a server-side pause), and never before the slots already taken: the requests
+        sent in a burst took theirs ahead of the pace, which resumes after them, so a
+        burst does not make the rest of the run go faster. Never before now.
         """
         if requests <= 0:
             return 0.0
         step = max(self.interval, interval or 0.0)
+        release_step = max(self._release_interval, interval or 0.0)
         with self._lock:
             now = self._clock()
-            start = max(self._last_release, self._resume_at - step)
-            by_release = start + requests * step
+            start = max(self._last_release, self._resume_at - release_step)
+            by_release = start + requests * release_step
             # The first slot nobody holds; those waiting hold the ones before it.
             free = max(self._next_slot, self._resume_at, now)
             by_slot = free + (requests - self._waiting - 1) * step

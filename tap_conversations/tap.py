@@ -460,4 +460,6 @@ def _described_keys(state: dict[Any, Any]) -> str:
 
 
 if __name__ == "__main__":
-    TapConversations.cli()
+    from tap_conversations.cli import main
+
+    main()
