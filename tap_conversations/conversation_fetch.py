@@ -201,8 +201,8 @@ class ConversationFetcher:
         if failure is not None:
             raise failure
         # Where the run's first conversation could not settle the scopes (refused by
-        # the quota while later ones were answered), the first answer handed back does,
-        # before anything is emitted: its streams' state depends on them.
+        # the quota, or answered 404, while later ones were answered), the first answer
+        # handed back does, before anything is emitted: its streams' state depends on them.
         settler = next((bundle for bundle in result.bundles if bundle.detail is not None), None)
         if settler is not None:
             self._settle_scopes(settler)
