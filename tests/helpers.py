@@ -25,9 +25,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
 from tap_conversations import client as client_module
+from tap_conversations.conversation_fetch import ConversationFetcher
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from tap_conversations.conversation_fetch import ConversationBundle
+    from tap_conversations.conversation_filters import ListedConversation
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -450,3 +454,40 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def assert_no_traceback(result: CliResult) -> None:
     """No Python traceback anywhere in the output."""
     assert "Traceback" not in result.output, result.stderr[-3000:]
+
+
+# --- ordering the fetch pool ----------------------------------------------------------
+
+#: How long a held detail waits at most for what should happen meanwhile (seconds).
+DETAIL_HOLD_SECONDS = 10.0
+
+
+def hold_detail(
+    monkeypatch: pytest.MonkeyPatch,
+    conversation_id: str,
+    until: Callable[[], bool],
+    failing: str,
+    *,
+    then_wait: float = 0.0,
+) -> None:
+    """Hold one conversation's detail request back until `until()` holds, then `then_wait`.
+
+    The fetch pool's threads race; holding one back is how a test orders them. Held
+    once; `failing` is the assertion's message when `until()` never holds.
+    """
+    detail_of = ConversationFetcher._detail_of
+    held = {conversation_id}
+
+    def held_back(
+        fetcher: ConversationFetcher, conversation: ListedConversation
+    ) -> ConversationBundle:
+        if conversation.id in held:
+            held.discard(conversation.id)
+            deadline = time.monotonic() + DETAIL_HOLD_SECONDS
+            while not until():
+                assert time.monotonic() < deadline, failing
+                time.sleep(0.005)
+            time.sleep(then_wait)
+        return detail_of(fetcher, conversation)
+
+    monkeypatch.setattr(ConversationFetcher, "_detail_of", held_back)

@@ -15,18 +15,16 @@ import io
 import json
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tap_conversations.client import ApiClient
-from tap_conversations.conversation_fetch import ConversationFetcher
 from tap_conversations.early_reads import EarlyReads
 from tap_conversations.errors import ApiResponseError, QuotaExceededError
 from tap_conversations.tap import TapConversations
 from tests.harness import ALL_STREAMS, SyncOutput, catalog_selecting, run_sync, tap_config
-from tests.helpers import assert_no_traceback, run_cli
+from tests.helpers import assert_no_traceback, hold_detail, run_cli
 from tests.listing_model import expected_list_requests
 from tests.sandbox import ALL_SCOPES
 
@@ -34,8 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tap_conversations.conversation_fetch import ConversationBundle
-    from tap_conversations.conversation_filters import ListedConversation
     from tests.sandbox import Sandbox
 
 LISTING = "/conversations"
@@ -348,20 +344,13 @@ def test_the_first_conversation_settles_the_scopes_whichever_answers_first(
     for conversation_id in processing:
         sb.set_processed(conversation_id, processed=False, webhook=False)
     assert sb.transcript(first) is not None
-    detail_of = ConversationFetcher._detail_of
-
-    def the_first_after_the_others(
-        fetcher: ConversationFetcher, conversation: ListedConversation
-    ) -> ConversationBundle:
-        if conversation.id == first:
-            deadline = time.monotonic() + 10
-            while sb.counters.requests(endpoint=DETAIL) < 5:
-                assert time.monotonic() < deadline, "the other details did not go"
-                time.sleep(0.005)
-            time.sleep(0.05)  # their answers are back
-        return detail_of(fetcher, conversation)
-
-    monkeypatch.setattr(ConversationFetcher, "_detail_of", the_first_after_the_others)
+    hold_detail(
+        monkeypatch,
+        first,
+        lambda: sb.counters.requests(endpoint=DETAIL) >= 5,
+        "the other details did not go",
+        then_wait=0.05,  # their answers are back
+    )
     out = run_sync(
         tap_config(sb, max_parallel_requests=8), streams=["conversations", "transcripts"]
     )
@@ -385,19 +374,12 @@ def test_a_first_conversation_refused_by_the_quota_still_leaves_the_scopes_settl
     token = sb.add_token(scopes=("conversations",), daily_quota=quota)
     oldest_first = sorted(sb.listed_conversations(), key=lambda c: (c["date"], c["id"]))
     first = oldest_first[0]["id"]
-    detail_of = ConversationFetcher._detail_of
-
-    def the_first_once_the_quota_is_spent(
-        fetcher: ConversationFetcher, conversation: ListedConversation
-    ) -> ConversationBundle:
-        if conversation.id == first:
-            deadline = time.monotonic() + 10
-            while sb.counters.quota_used(token) < quota:
-                assert time.monotonic() < deadline, "the other details did not spend the quota"
-                time.sleep(0.005)
-        return detail_of(fetcher, conversation)
-
-    monkeypatch.setattr(ConversationFetcher, "_detail_of", the_first_once_the_quota_is_spent)
+    hold_detail(
+        monkeypatch,
+        first,
+        lambda: sb.counters.quota_used(token) >= quota,
+        "the other details did not spend the quota",
+    )
     config = tap_config(sb, token=token, max_parallel_requests=8, daily_conversation_quota=quota)
     out = run_sync(config, streams=["conversations", "transcripts"])
     emitted = out.ids("conversations")

@@ -12,24 +12,22 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tap_conversations.bookmarks import ConversationCheckpoint
-from tap_conversations.conversation_fetch import ConversationFetcher
 from tap_conversations.conversation_filters import ListedConversation
 from tap_conversations.errors import StateError
 from tap_conversations.planner import FetchList
 from tests.harness import SyncOutput, Warehouse, run_sync, tap_config
+from tests.helpers import hold_detail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
-    from tap_conversations.conversation_fetch import ConversationBundle
     from tests.sandbox import Sandbox
 
 CONVERSATION_STREAMS = ("conversations", "transcripts", "insights", "summaries")
@@ -407,21 +405,12 @@ def test_a_backfill_cut_by_the_daily_quota_resumes_without_fetching_twice(
     # spent the quota, so conversations after it in date order are fetched and emitted
     # while it is refused (threads racing ahead of one that waited made that 21 in CI).
     stalled = backfill[26].id
-    to_stall = {stalled}
-    fetch_detail = ConversationFetcher._detail_of
-
-    def detail_once_the_quota_is_spent(
-        fetcher: ConversationFetcher, conversation: ListedConversation
-    ) -> ConversationBundle:
-        if conversation.id in to_stall:
-            to_stall.discard(conversation.id)
-            deadline = time.monotonic() + 10
-            while sandbox.counters.quota_used(sandbox.token) < quota:
-                assert time.monotonic() < deadline, "the other threads did not spend the quota"
-                time.sleep(0.005)
-        return fetch_detail(fetcher, conversation)
-
-    monkeypatch.setattr(ConversationFetcher, "_detail_of", detail_once_the_quota_is_spent)
+    hold_detail(
+        monkeypatch,
+        stalled,
+        lambda: sandbox.counters.quota_used(sandbox.token) >= quota,
+        "the other threads did not spend the quota",
+    )
     fetched_per_day: list[int] = []
     first_fetches: Counter[str] = Counter()
     rechecks = 0
